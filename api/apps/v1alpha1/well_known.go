@@ -1,0 +1,55 @@
+package v1alpha1
+
+// Labels, annotations and condition types that Drover writes on the pods it
+// manages. They are part of the API: users, hooks and other tools read them.
+const (
+	// LabelInstanceID identifies the pod slot of a CloneSet: the random
+	// suffix of the pod name. PVCs carry it too, so a recreated pod gets the
+	// same name and reuses its volumes.
+	LabelInstanceID = "apps.drover.dev/instance-id"
+
+	// LabelLifecycleState is the lifecycle state of a pod (see LifecycleState).
+	LabelLifecycleState = "lifecycle.apps.drover.dev/state"
+
+	// AnnotationInPlaceUpdateState records the in-place update engine's state
+	// for a pod as JSON (target revision, prior image IDs, timestamps).
+	AnnotationInPlaceUpdateState = "apps.drover.dev/inplace-update-state"
+
+	// AnnotationPodDeletionCost is the native pod deletion cost annotation;
+	// lower cost pods are removed first on scale-down.
+	AnnotationPodDeletionCost = "controller.kubernetes.io/pod-deletion-cost"
+
+	// AnnotationSpecifiedDelete, set to any value on a pod, asks its workload
+	// to delete it first (like scaleStrategy.podsToDelete).
+	AnnotationSpecifiedDelete = "apps.drover.dev/specified-delete"
+
+	// ConditionInPlaceUpdateReady is the readiness gate that Drover injects in
+	// every pod it creates. It is False while the pod is being updated in
+	// place (or held not-ready by a lifecycle hook), so endpoints drain before
+	// containers restart.
+	ConditionInPlaceUpdateReady = "InPlaceUpdateReady"
+)
+
+// LifecycleState is the value of LabelLifecycleState on a pod.
+type LifecycleState string
+
+const (
+	// LifecycleStateNormal is a pod in service.
+	LifecycleStateNormal LifecycleState = "Normal"
+	// LifecycleStatePreparingUpdate is a pod waiting for its inPlaceUpdate
+	// hook to be released before it is updated in place.
+	LifecycleStatePreparingUpdate LifecycleState = "PreparingUpdate"
+	// LifecycleStateUpdating is a pod being updated in place.
+	LifecycleStateUpdating LifecycleState = "Updating"
+	// LifecycleStateUpdated is a pod updated in place, waiting for its
+	// inPlaceUpdate hook to be set again before returning to Normal.
+	LifecycleStateUpdated LifecycleState = "Updated"
+	// LifecycleStatePreparingDelete is a pod chosen for deletion, waiting for
+	// its preDelete hook to be released.
+	LifecycleStatePreparingDelete LifecycleState = "PreparingDelete"
+)
+
+// LabelWorkload is set on every pod, claim and revision a Drover workload
+// creates; its value is the workload kind. The manager caches only objects
+// carrying it, so pods Drover does not own cost it no memory.
+const LabelWorkload = "apps.drover.dev/workload"

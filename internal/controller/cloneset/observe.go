@@ -1,0 +1,88 @@
+package cloneset
+
+import (
+	"context"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	"github.com/drover-dev/drover/internal/expectations"
+	"github.com/drover-dev/drover/internal/ownership"
+)
+
+// observed is what the cache shows of a CloneSet's objects. The objects are
+// the cache's own (listed without copying): copy one before writing it.
+type observed struct {
+	selector labels.Selector
+	pods     []*corev1.Pod // controlled pods, terminating ones included
+	byName   map[string]*corev1.Pod
+	claims   []*corev1.PersistentVolumeClaim
+	history  []*appsv1.ControllerRevision
+}
+
+func (o *observed) lookup(name string) expectations.Observed {
+	p, ok := o.byName[name]
+	if !ok {
+		return expectations.Observed{}
+	}
+	return expectations.Observed{Exists: true, UID: p.UID, ResourceVersion: p.ResourceVersion, Terminating: p.DeletionTimestamp != nil}
+}
+
+func (r *Reconciler) observe(ctx context.Context, cs *appsv1alpha1.CloneSet) (*observed, error) {
+	sel, err := metav1.LabelSelectorAsSelector(cs.Spec.Selector)
+	if err != nil {
+		return nil, fmt.Errorf("parsing spec.selector: %w", err)
+	}
+	o := &observed{selector: sel}
+
+	owned, err := listPods(ctx, r.Client, cs.Namespace, string(cs.UID))
+	if err != nil {
+		return nil, err
+	}
+	orphans, err := listPods(ctx, r.Client, cs.Namespace, "")
+	if err != nil {
+		return nil, err
+	}
+	o.pods, err = ownership.Claim(ctx, r.Client, ownership.Owner{Object: cs, GVK: gvk(), Selector: sel}, owned, orphans)
+	if err != nil {
+		return nil, err
+	}
+	o.byName = make(map[string]*corev1.Pod, len(o.pods))
+	for _, p := range o.pods {
+		o.byName[p.Name] = p
+	}
+
+	var claims corev1.PersistentVolumeClaimList
+	if err := r.Client.List(ctx, &claims, client.InNamespace(cs.Namespace), client.MatchingFields{ownership.IndexController: string(cs.UID)}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("listing claims: %w", err)
+	}
+	for i := range claims.Items {
+		o.claims = append(o.claims, &claims.Items[i])
+	}
+
+	var revs appsv1.ControllerRevisionList
+	if err := r.Client.List(ctx, &revs, client.InNamespace(cs.Namespace), client.MatchingFields{ownership.IndexController: string(cs.UID)}); err != nil {
+		return nil, fmt.Errorf("listing revisions: %w", err)
+	}
+	for i := range revs.Items {
+		o.history = append(o.history, &revs.Items[i])
+	}
+	return o, nil
+}
+
+func listPods(ctx context.Context, c client.Client, namespace, controllerUID string) ([]*corev1.Pod, error) {
+	var list corev1.PodList
+	if err := c.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{ownership.IndexController: controllerUID}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("listing pods: %w", err)
+	}
+	out := make([]*corev1.Pod, len(list.Items))
+	for i := range list.Items {
+		out[i] = &list.Items[i]
+	}
+	return out, nil
+}

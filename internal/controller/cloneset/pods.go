@@ -1,0 +1,332 @@
+package cloneset
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	"github.com/drover-dev/drover/internal/inplace"
+	"github.com/drover-dev/drover/internal/lifecycle"
+	"github.com/drover-dev/drover/internal/revision"
+)
+
+// newPodSpec is one pod to create: its revision and instance id.
+type newPodSpec struct {
+	rev *appsv1.ControllerRevision
+	id  string
+}
+
+// createPods creates pods in slow-start batches (1, 2, 4, ...), so a
+// failing create (quota, admission) fails once rather than n times.
+func (r *Reconciler) createPods(ctx context.Context, cs *appsv1alpha1.CloneSet, o *observed, t *templates,
+	update, current *appsv1.ControllerRevision, nUpdated, nCurrent int32) (int, error) {
+	ids := r.instanceIDs(cs, o, int(nUpdated+nCurrent))
+	specs := make([]newPodSpec, 0, len(ids))
+	for i, id := range ids {
+		rev := update
+		if int32(i) >= nUpdated {
+			rev = current
+		}
+		specs = append(specs, newPodSpec{rev: rev, id: id})
+	}
+	created := 0
+	for batch := 1; len(specs) > 0; batch = min(2*batch, r.WriteConcurrency) {
+		n := min(batch, len(specs))
+		err := parallel(ctx, r.WriteConcurrency, specs[:n], func(ctx context.Context, s newPodSpec) error {
+			return r.createPod(ctx, cs, t, s)
+		})
+		if err != nil {
+			return created, err
+		}
+		created += n
+		specs = specs[n:]
+	}
+	return created, nil
+}
+
+// instanceIDs returns n instance ids: first those of claims left by
+// recreated pods (so the new pod reuses its volumes), then fresh ones.
+func (r *Reconciler) instanceIDs(cs *appsv1alpha1.CloneSet, o *observed, n int) []string {
+	used := map[string]bool{}
+	for _, p := range o.pods {
+		used[p.Labels[appsv1alpha1.LabelInstanceID]] = true
+	}
+	var ids []string
+	if !cs.Spec.ScaleStrategy.DisablePVCReuse {
+		for _, c := range o.claims {
+			id := c.Labels[appsv1alpha1.LabelInstanceID]
+			if id != "" && !used[id] && c.DeletionTimestamp == nil && len(ids) < n {
+				used[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	for len(ids) < n {
+		id := rand.String(5)
+		if !used[id] {
+			used[id] = true
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+func (r *Reconciler) createPod(ctx context.Context, cs *appsv1alpha1.CloneSet, t *templates, s newPodSpec) error {
+	tpl, err := t.template(s.rev.Name)
+	if err != nil {
+		return err
+	}
+	if err := r.createClaims(ctx, cs, s.id); err != nil {
+		return err
+	}
+	pod := buildPod(cs, tpl, s.rev.Name, s.id)
+	key := ownerKey(cs)
+	r.Expectations.ExpectCreate(key, pod.Name)
+	if err := r.Client.Create(ctx, pod); err != nil {
+		r.Expectations.Forget(key, pod.Name)
+		return fmt.Errorf("creating pod %s: %w", pod.Name, err)
+	}
+	// Pods start with their readiness gate open: a gate's condition can
+	// only be written once the pod exists.
+	if err := inplace.SetGate(ctx, r.Client, pod, corev1.ConditionTrue, "PodCreated", nil, r.Clock.Now(), nil); err != nil {
+		return err
+	}
+	r.Expectations.ExpectUpdate(key, pod.Name, pod.ResourceVersion)
+	return nil
+}
+
+func podName(cs *appsv1alpha1.CloneSet, id string) string { return cs.Name + "-" + id }
+
+func claimName(cs *appsv1alpha1.CloneSet, vct string, id string) string {
+	return vct + "-" + podName(cs, id)
+}
+
+// buildPod renders a pod of cs from a revision's template.
+func buildPod(cs *appsv1alpha1.CloneSet, tpl *corev1.PodTemplateSpec, rev, id string) *corev1.Pod {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            podName(cs, id),
+			Namespace:       cs.Namespace,
+			Labels:          map[string]string{},
+			Annotations:     map[string]string{},
+			Finalizers:      tpl.Finalizers,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(cs, gvk())},
+		},
+		Spec: *tpl.Spec.DeepCopy(),
+	}
+	for k, v := range tpl.Labels {
+		pod.Labels[k] = v
+	}
+	for k, v := range tpl.Annotations {
+		pod.Annotations[k] = v
+	}
+	for k, v := range workloadLabels() {
+		pod.Labels[k] = v
+	}
+	pod.Labels[revision.LabelRevisionHash] = rev
+	pod.Labels[appsv1alpha1.LabelInstanceID] = id
+	if cs.Spec.Lifecycle != nil {
+		pod.Labels[appsv1alpha1.LabelLifecycleState] = string(appsv1alpha1.LifecycleStateNormal)
+	}
+	inplace.InjectReadinessGate(&pod.Spec)
+	for _, vct := range cs.Spec.VolumeClaimTemplates {
+		vol := corev1.Volume{Name: vct.Name, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claimName(cs, vct.Name, id)},
+		}}
+		replaced := false
+		for i := range pod.Spec.Volumes {
+			if pod.Spec.Volumes[i].Name == vct.Name {
+				pod.Spec.Volumes[i], replaced = vol, true
+			}
+		}
+		if !replaced {
+			pod.Spec.Volumes = append(pod.Spec.Volumes, vol)
+		}
+	}
+	return pod
+}
+
+// createClaims creates the pod's claims from volumeClaimTemplates; claims
+// that exist (a recreated pod's) are kept.
+func (r *Reconciler) createClaims(ctx context.Context, cs *appsv1alpha1.CloneSet, id string) error {
+	for _, vct := range cs.Spec.VolumeClaimTemplates {
+		claim := &corev1.PersistentVolumeClaim{
+			ObjectMeta: metav1.ObjectMeta{
+				Name:            claimName(cs, vct.Name, id),
+				Namespace:       cs.Namespace,
+				Labels:          map[string]string{},
+				Annotations:     vct.Annotations,
+				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(cs, gvk())},
+			},
+			Spec: *vct.Spec.DeepCopy(),
+		}
+		for k, v := range cs.Spec.Selector.MatchLabels {
+			claim.Labels[k] = v
+		}
+		for k, v := range vct.Labels {
+			claim.Labels[k] = v
+		}
+		for k, v := range workloadLabels() {
+			claim.Labels[k] = v
+		}
+		claim.Labels[appsv1alpha1.LabelInstanceID] = id
+		if err := r.Client.Create(ctx, claim); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating claim %s: %w", claim.Name, err)
+		}
+	}
+	return nil
+}
+
+// deletePods deletes the planned pods, each after its preDelete hook is
+// released. Claims go with the pod unless it is being recreated (and
+// disablePVCReuse is off).
+func (r *Reconciler) deletePods(ctx context.Context, cs *appsv1alpha1.CloneSet, deletes []podDelete, o *observed) error {
+	var hook *appsv1alpha1.LifecycleHook
+	if cs.Spec.Lifecycle != nil {
+		hook = cs.Spec.Lifecycle.PreDelete
+	}
+	key := ownerKey(cs)
+	var deleted atomic.Int32
+	err := parallel(ctx, r.WriteConcurrency, deletes, func(ctx context.Context, d podDelete) error {
+		pod := d.view.pod.DeepCopy()
+		if hook != nil && lifecycle.StateOf(pod) != appsv1alpha1.LifecycleStatePreparingDelete {
+			if err := lifecycle.SetState(ctx, r.Client, pod, appsv1alpha1.LifecycleStatePreparingDelete, hook.MarkPodNotReady, r.Clock.Now()); err != nil {
+				return err
+			}
+			r.Expectations.ExpectUpdate(key, pod.Name, pod.ResourceVersion)
+			return nil
+		}
+		if lifecycle.Hooked(hook, pod) {
+			return nil // waiting for the hook's owner to release the pod
+		}
+		r.Expectations.ExpectDelete(key, pod.Name, pod.UID)
+		if err := r.Client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); err != nil && !apierrors.IsNotFound(err) {
+			r.Expectations.Forget(key, pod.Name)
+			return fmt.Errorf("deleting pod %s: %w", pod.Name, err)
+		}
+		deleted.Add(1)
+		if d.reason != deleteRecreate || cs.Spec.ScaleStrategy.DisablePVCReuse {
+			return r.deleteClaims(ctx, o, pod.Labels[appsv1alpha1.LabelInstanceID])
+		}
+		return nil
+	})
+	if n := deleted.Load(); n > 0 {
+		r.Recorder.Eventf(cs, nil, corev1.EventTypeNormal, "SuccessfulDelete", "Delete", "deleted %d pods", n)
+	}
+	return err
+}
+
+func (r *Reconciler) deleteClaims(ctx context.Context, o *observed, id string) error {
+	if id == "" {
+		return nil
+	}
+	for _, c := range o.claims {
+		if c.Labels[appsv1alpha1.LabelInstanceID] != id || c.DeletionTimestamp != nil {
+			continue
+		}
+		if err := r.Client.Delete(ctx, c.DeepCopy()); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting claim %s: %w", c.Name, err)
+		}
+	}
+	return nil
+}
+
+// updateInPlace starts the planned in-place updates and moves on those in
+// flight, honouring the inPlaceUpdate hook.
+func (r *Reconciler) updateInPlace(ctx context.Context, cs *appsv1alpha1.CloneSet, views []*podView, planned []*podView, t *templates) (time.Duration, error) {
+	var hook *appsv1alpha1.LifecycleHook
+	if cs.Spec.Lifecycle != nil {
+		hook = cs.Spec.Lifecycle.InPlaceUpdate
+	}
+	grace := time.Duration(0)
+	if ipu := cs.Spec.UpdateStrategy.InPlaceUpdate; ipu != nil {
+		grace = time.Duration(ipu.GracePeriodSeconds) * time.Second
+	}
+	work := append([]*podView(nil), planned...)
+	for _, v := range views {
+		if v.updating && v.pod.DeletionTimestamp == nil {
+			work = append(work, v)
+		}
+		if hook != nil && lifecycle.StateOf(v.pod) == appsv1alpha1.LifecycleStateUpdated && (lifecycle.Hooked(hook, v.pod) || v.pod.DeletionTimestamp != nil) {
+			work = append(work, v) // back to Normal
+		}
+	}
+	key := ownerKey(cs)
+	var wait syncMin
+	var started atomic.Int32
+	err := parallel(ctx, r.WriteConcurrency, work, func(ctx context.Context, v *podView) error {
+		pod := v.pod.DeepCopy()
+		state := lifecycle.StateOf(pod)
+		if hook != nil {
+			switch {
+			case state == appsv1alpha1.LifecycleStateUpdated:
+				return r.setLifecycle(ctx, key, pod, appsv1alpha1.LifecycleStateNormal, false)
+			case !v.updating && state != appsv1alpha1.LifecycleStatePreparingUpdate:
+				return r.setLifecycle(ctx, key, pod, appsv1alpha1.LifecycleStatePreparingUpdate, hook.MarkPodNotReady)
+			case state == appsv1alpha1.LifecycleStatePreparingUpdate && lifecycle.Hooked(hook, pod):
+				return nil // held by the hook
+			case state == appsv1alpha1.LifecycleStatePreparingUpdate:
+				if err := r.setLifecycle(ctx, key, pod, appsv1alpha1.LifecycleStateUpdating, false); err != nil {
+					return err
+				}
+			}
+		}
+		if !v.updating {
+			started.Add(1)
+		}
+		res, err := r.InPlace.Update(ctx, inplace.Request{
+			Pod: pod, Revision: t.update.Name, Change: t.changeTo(v.revision), GracePeriod: grace,
+		})
+		if res.ResourceVersion != "" {
+			r.Expectations.ExpectUpdate(key, pod.Name, res.ResourceVersion)
+		}
+		if err != nil {
+			return err
+		}
+		wait.observe(res.RequeueAfter)
+		if res.Done && hook != nil {
+			return r.setLifecycle(ctx, key, pod, appsv1alpha1.LifecycleStateUpdated, false)
+		}
+		return nil
+	})
+	if n := started.Load(); n > 0 {
+		r.Recorder.Eventf(cs, nil, corev1.EventTypeNormal, "InPlaceUpdate", "Update", "updating %d pods in place to %s", n, t.update.Name)
+	}
+	return wait.get(), err
+}
+
+func (r *Reconciler) setLifecycle(ctx context.Context, key string, pod *corev1.Pod, s appsv1alpha1.LifecycleState, notReady bool) error {
+	if err := lifecycle.SetState(ctx, r.Client, pod, s, notReady, r.Clock.Now()); err != nil {
+		return err
+	}
+	r.Expectations.ExpectUpdate(key, pod.Name, pod.ResourceVersion)
+	return nil
+}
+
+// pruneHistory deletes revisions beyond revisionHistoryLimit that no pod
+// uses.
+func (r *Reconciler) pruneHistory(ctx context.Context, cs *appsv1alpha1.CloneSet, history []*appsv1.ControllerRevision, views []*podView, current *appsv1.ControllerRevision) error {
+	live := map[string]bool{current.Name: true}
+	for _, v := range views {
+		live[v.revision] = true
+	}
+	if len(history) > 0 {
+		live[history[len(history)-1].Name] = true // the update revision
+	}
+	for _, h := range revision.Prunable(history, live, int(ptr.Deref(cs.Spec.RevisionHistoryLimit, 10))) {
+		if err := r.Client.Delete(ctx, h.DeepCopy()); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("pruning revision %s: %w", h.Name, err)
+		}
+	}
+	return nil
+}

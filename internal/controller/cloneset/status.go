@@ -1,0 +1,176 @@
+package cloneset
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	"github.com/drover-dev/drover/internal/inplace"
+	"github.com/drover-dev/drover/internal/podstate"
+)
+
+// counts summarises pods for status.
+func counts(views []*podView) (s appsv1alpha1.CloneSetStatus, inFlight int32) {
+	for _, v := range views {
+		if !podstate.IsActive(v.pod) {
+			continue
+		}
+		s.Replicas++
+		ready := podstate.IsReady(v.pod)
+		if ready {
+			s.ReadyReplicas++
+		}
+		if v.available {
+			s.AvailableReplicas++
+		}
+		if v.updated {
+			s.UpdatedReplicas++
+			if ready {
+				s.UpdatedReadyReplicas++
+			}
+			if v.available {
+				s.UpdatedAvailableReplicas++
+			}
+		}
+		if inplace.InFlight(v.pod) {
+			inFlight++
+		}
+	}
+	return s, inFlight
+}
+
+// updateStatus writes the CloneSet's status and conditions, and returns
+// when the progress deadline would pass.
+func (r *Reconciler) updateStatus(ctx context.Context, cs *appsv1alpha1.CloneSet, o *observed, res syncResult) (time.Duration, error) {
+	if res.update == nil {
+		return 0, nil // revisions could not be synced; nothing to report on
+	}
+	now := r.Clock.Now()
+	replicas := ptr.Deref(cs.Spec.Replicas, 1)
+	st, inFlight := counts(res.views)
+	partition := min(scaled(cs.Spec.UpdateStrategy.Partition, replicas, true, 0), replicas)
+	st.ExpectedUpdatedReplicas = replicas - partition
+	st.ObservedGeneration = cs.Generation
+	st.UpdateRevision = res.update.Name
+	st.CurrentRevision = res.current.Name
+	if st.UpdatedReplicas == st.Replicas && st.Replicas == replicas && inFlight == 0 {
+		st.CurrentRevision = res.update.Name
+	}
+	st.CollisionCount = ptr.To(res.collisionCount)
+	st.LabelSelector = o.selector.String()
+	st.Conditions = append([]metav1.Condition(nil), cs.Status.Conditions...)
+
+	wait := setConditions(cs, &st, inFlight, res, now)
+
+	if apiequality.Semantic.DeepEqual(cs.Status, st) {
+		return wait, nil
+	}
+	patched := cs.DeepCopy()
+	patched.Status = st
+	if err := r.Client.Status().Patch(ctx, patched, client.MergeFrom(cs)); err != nil {
+		return 0, fmt.Errorf("writing status: %w", err)
+	}
+	return wait, nil
+}
+
+// setConditions computes the kstatus conditions (Ready, Reconciling,
+// Stalled), Progressing and InPlaceUpdateBlocked. Progressing's
+// lastTransitionTime is the last time the CloneSet made progress, as
+// Deployment's lastUpdateTime is; the deadline is counted from it.
+func setConditions(cs *appsv1alpha1.CloneSet, st *appsv1alpha1.CloneSetStatus, inFlight int32, res syncResult, now time.Time) time.Duration {
+	replicas := ptr.Deref(cs.Spec.Replicas, 1)
+	us := cs.Spec.UpdateStrategy
+	onDelete := us.Type == appsv1alpha1.OnDeleteCloneSetUpdateStrategyType
+	scaled := st.Replicas == replicas && st.AvailableReplicas == replicas
+	updated := onDelete || (st.UpdatedReplicas == st.ExpectedUpdatedReplicas && st.UpdatedAvailableReplicas == st.ExpectedUpdatedReplicas && inFlight == 0)
+	done := scaled && updated
+	gen := cs.Generation
+
+	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
+	}
+	progressed := cs.Status.ObservedGeneration != cs.Generation ||
+		cs.Status.Replicas != st.Replicas || cs.Status.ReadyReplicas != st.ReadyReplicas ||
+		cs.Status.AvailableReplicas != st.AvailableReplicas || cs.Status.UpdatedReplicas != st.UpdatedReplicas ||
+		cs.Status.UpdatedAvailableReplicas != st.UpdatedAvailableReplicas
+	activity := appsv1alpha1.ReasonUpdating
+	if st.Replicas != replicas || !scaled {
+		activity = appsv1alpha1.ReasonScaling
+	}
+	summary := fmt.Sprintf("%d/%d updated, %d/%d available", st.UpdatedReplicas, st.ExpectedUpdatedReplicas, st.AvailableReplicas, replicas)
+
+	// Progressing.
+	var wait time.Duration
+	deadline := time.Duration(ptr.Deref(cs.Spec.ProgressDeadlineSeconds, 600)) * time.Second
+	stalledReason, stalledMsg := "", ""
+	switch {
+	case done:
+		set(appsv1alpha1.ConditionProgressing, metav1.ConditionTrue, appsv1alpha1.ReasonComplete, summary)
+	case us.Paused:
+		set(appsv1alpha1.ConditionProgressing, metav1.ConditionUnknown, appsv1alpha1.ReasonPaused, "the update is paused: "+summary)
+	case progressed || meta.FindStatusCondition(st.Conditions, appsv1alpha1.ConditionProgressing) == nil ||
+		meta.IsStatusConditionPresentAndEqual(st.Conditions, appsv1alpha1.ConditionProgressing, metav1.ConditionUnknown):
+		meta.RemoveStatusCondition(&st.Conditions, appsv1alpha1.ConditionProgressing)
+		set(appsv1alpha1.ConditionProgressing, metav1.ConditionTrue, activity, summary)
+		wait = deadline
+	default:
+		c := meta.FindStatusCondition(st.Conditions, appsv1alpha1.ConditionProgressing)
+		if c.Status == metav1.ConditionTrue {
+			if left := c.LastTransitionTime.Add(deadline).Sub(now); left > 0 {
+				wait = left
+			} else {
+				set(appsv1alpha1.ConditionProgressing, metav1.ConditionFalse, appsv1alpha1.ReasonProgressDeadlineExceeded,
+					fmt.Sprintf("no progress for %s: %s", deadline, summary))
+			}
+		}
+		if c := meta.FindStatusCondition(st.Conditions, appsv1alpha1.ConditionProgressing); c.Status == metav1.ConditionFalse {
+			stalledReason, stalledMsg = c.Reason, c.Message
+		}
+	}
+
+	// InPlaceUpdateBlocked.
+	if us.Type == appsv1alpha1.InPlaceOnlyCloneSetUpdateStrategyType {
+		if res.blocker != "" {
+			msg := fmt.Sprintf("updateStrategy.type is InPlaceOnly but %s changed, which cannot be updated in place; no pod was touched", res.blocker)
+			set(appsv1alpha1.ConditionInPlaceUpdateBlocked, metav1.ConditionTrue, appsv1alpha1.ReasonNotInPlaceUpdatable, msg)
+			stalledReason, stalledMsg = appsv1alpha1.ReasonNotInPlaceUpdatable, msg
+		} else {
+			set(appsv1alpha1.ConditionInPlaceUpdateBlocked, metav1.ConditionFalse, appsv1alpha1.ReasonInPlaceUpdatable, "")
+		}
+	} else {
+		meta.RemoveStatusCondition(&st.Conditions, appsv1alpha1.ConditionInPlaceUpdateBlocked)
+	}
+	if res.createErr != nil && stalledReason == "" {
+		stalledReason, stalledMsg = appsv1alpha1.ReasonCreateFailed, res.createErr.Error()
+	}
+
+	// Stalled, Reconciling, Ready.
+	switch {
+	case stalledReason != "":
+		set(appsv1alpha1.ConditionStalled, metav1.ConditionTrue, stalledReason, stalledMsg)
+	default:
+		set(appsv1alpha1.ConditionStalled, metav1.ConditionFalse, appsv1alpha1.ReasonAvailable, "")
+	}
+	switch {
+	case done:
+		set(appsv1alpha1.ConditionReconciling, metav1.ConditionFalse, appsv1alpha1.ReasonComplete, "")
+		set(appsv1alpha1.ConditionReady, metav1.ConditionTrue, appsv1alpha1.ReasonAvailable, summary)
+	case stalledReason != "":
+		set(appsv1alpha1.ConditionReconciling, metav1.ConditionFalse, stalledReason, "")
+		set(appsv1alpha1.ConditionReady, metav1.ConditionFalse, stalledReason, stalledMsg)
+	case us.Paused:
+		set(appsv1alpha1.ConditionReconciling, metav1.ConditionFalse, appsv1alpha1.ReasonPaused, "")
+		set(appsv1alpha1.ConditionReady, metav1.ConditionFalse, appsv1alpha1.ReasonPaused, "the update is paused: "+summary)
+	default:
+		set(appsv1alpha1.ConditionReconciling, metav1.ConditionTrue, activity, summary)
+		set(appsv1alpha1.ConditionReady, metav1.ConditionFalse, activity, summary)
+	}
+	return wait
+}

@@ -1,0 +1,265 @@
+package cloneset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	"github.com/drover-dev/drover/internal/inplace"
+	"github.com/drover-dev/drover/internal/lifecycle"
+	"github.com/drover-dev/drover/internal/podorder"
+	"github.com/drover-dev/drover/internal/podstate"
+	"github.com/drover-dev/drover/internal/revision"
+)
+
+// syncResult is what sync learnt, for status.
+type syncResult struct {
+	update, current *appsv1.ControllerRevision
+	collisionCount  int32
+	// blocker names the field that keeps an InPlaceOnly update from
+	// proceeding ("" when not blocked).
+	blocker string
+	// createErr is the last pod creation failure (quota, admission...).
+	createErr    error
+	requeueAfter time.Duration
+	views        []*podView
+}
+
+// templates decodes revision templates once per reconcile.
+type templates struct {
+	byName map[string]*appsv1.ControllerRevision
+	cache  map[string]*corev1.PodTemplateSpec
+	change map[string]inplace.Change
+	update *appsv1.ControllerRevision
+}
+
+func (t *templates) template(name string) (*corev1.PodTemplateSpec, error) {
+	if tpl, ok := t.cache[name]; ok {
+		return tpl, nil
+	}
+	rev, ok := t.byName[name]
+	if !ok {
+		return nil, fmt.Errorf("revision %s not found", name)
+	}
+	tpl, err := revision.Template(rev)
+	if err != nil {
+		return nil, err
+	}
+	t.cache[name] = tpl
+	return tpl, nil
+}
+
+// changeTo returns the change from revision name to the update revision; a
+// pod whose revision is unknown (pruned or foreign) cannot go in place.
+func (t *templates) changeTo(name string) inplace.Change {
+	if c, ok := t.change[name]; ok {
+		return c
+	}
+	c := inplace.Change{Blocker: "revision " + name + " is no longer in history"}
+	from, err := t.template(name)
+	if err == nil {
+		to, err2 := t.template(t.update.Name)
+		if err2 == nil {
+			c = inplace.Diff(from, to)
+		}
+	}
+	t.change[name] = c
+	return c
+}
+
+func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *observed) (syncResult, error) {
+	log := ctrl.LoggerFrom(ctx)
+	var res syncResult
+	hist, err := revision.Sync(ctx, r.Client, revision.Owner{Object: cs, GVK: gvk(), Labels: workloadLabels()},
+		&cs.Spec.Template, o.history, cs.Status.CollisionCount)
+	if err != nil {
+		return res, err
+	}
+	res.update, res.collisionCount = hist.Update, hist.CollisionCount
+	t := &templates{byName: map[string]*appsv1.ControllerRevision{}, cache: map[string]*corev1.PodTemplateSpec{},
+		change: map[string]inplace.Change{}, update: hist.Update}
+	for _, h := range hist.History {
+		t.byName[h.Name] = h
+	}
+	res.current = hist.Update
+	if cur, ok := t.byName[cs.Status.CurrentRevision]; ok {
+		res.current = cur
+	}
+
+	now := r.Clock.Now()
+	replicas := ptr.Deref(cs.Spec.Replicas, 1)
+	views, wait := r.views(cs, o, hist.Update.Name, now)
+	res.views, res.requeueAfter = views, wait
+	var active []*podView
+	var notReady int32
+	for _, v := range views {
+		if podstate.IsActive(v.pod) {
+			active = append(active, v)
+			if !podstate.IsReady(v.pod) {
+				notReady++
+			}
+		}
+	}
+	in := r.planInput(cs, replicas, active, notReady, t)
+	p := computePlan(in)
+	if p.blocked {
+		for _, v := range active {
+			if c := t.changeTo(v.revision); !v.updated && !c.InPlace {
+				res.blocker = c.Blocker
+				break
+			}
+		}
+	}
+	log.V(1).Info("plan", "replicas", replicas, "pods", len(active), "createUpdated", p.createUpdated,
+		"createCurrent", p.createCurrent, "deletes", len(p.deletes), "inPlace", len(p.inPlace), "surge", p.surge, "blocked", p.blocked)
+
+	var errs []error
+	if err := r.deletePods(ctx, cs, p.deletes, o); err != nil {
+		errs = append(errs, err)
+	}
+	if n := p.createUpdated + p.createCurrent; n > 0 {
+		created, err := r.createPods(ctx, cs, o, t, hist.Update, res.current, p.createUpdated, p.createCurrent)
+		if err != nil {
+			res.createErr = err
+			errs = append(errs, err)
+		}
+		if created > 0 {
+			r.Recorder.Eventf(cs, nil, corev1.EventTypeNormal, "SuccessfulCreate", "Scale", "created %d pods", created)
+		}
+	}
+	after, err := r.updateInPlace(ctx, cs, views, p.inPlace, t)
+	res.requeueAfter = minPositive(res.requeueAfter, after)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := r.pruneHistory(ctx, cs, hist.History, views, res.current); err != nil {
+		errs = append(errs, err)
+	}
+	return res, errors.Join(errs...)
+}
+
+// views classifies the pods for the planner and returns the shortest wait
+// until a ready pod becomes available.
+func (r *Reconciler) views(cs *appsv1alpha1.CloneSet, o *observed, update string, now time.Time) ([]*podView, time.Duration) {
+	var wait time.Duration
+	out := make([]*podView, 0, len(o.pods))
+	for _, p := range o.pods {
+		v := &podView{pod: p, revision: p.Labels[revision.LabelRevisionHash]}
+		v.updated = v.revision == update
+		state, hasState := inplace.StateOf(p)
+		v.updating = hasState && state.Revision == update && state.Phase != inplace.PhaseDone
+		avail, w := podstate.Available(p, cs.Spec.MinReadySeconds, now)
+		if w > 0 && (wait == 0 || w < wait) {
+			wait = w
+		}
+		v.available = avail && !inplace.InFlight(p) && inplace.GateStatus(p) != corev1.ConditionFalse
+		v.deleting = lifecycle.StateOf(p) == appsv1alpha1.LifecycleStatePreparingDelete
+		out = append(out, v)
+	}
+	return out, wait
+}
+
+func (r *Reconciler) planInput(cs *appsv1alpha1.CloneSet, replicas int32, active []*podView, notReady int32, t *templates) planInput {
+	us := cs.Spec.UpdateStrategy
+	partition := scaled(us.Partition, replicas, true, 0)
+	maxUnavailable := scaled(us.MaxUnavailable, replicas, false, 0)
+	maxSurge := scaled(us.MaxSurge, replicas, true, 0)
+	if maxUnavailable == 0 && maxSurge == 0 {
+		maxUnavailable = 1
+	}
+	specified := sets.New(cs.Spec.ScaleStrategy.PodsToDelete...)
+	for _, v := range active {
+		if _, ok := v.pod.Annotations[appsv1alpha1.AnnotationSpecifiedDelete]; ok {
+			specified.Insert(v.pod.Name)
+		}
+	}
+	strategy := us.Type
+	if strategy == "" {
+		strategy = appsv1alpha1.ReCreateCloneSetUpdateStrategyType
+	}
+	byPod := make(map[*corev1.Pod]*podView, len(active))
+	for _, v := range active {
+		byPod[v.pod] = v
+	}
+	back := func(pods []*corev1.Pod) []*podView {
+		out := make([]*podView, len(pods))
+		for i, p := range pods {
+			out[i] = byPod[p]
+		}
+		return out
+	}
+	return planInput{
+		replicas:            replicas,
+		partition:           min(partition, replicas),
+		maxUnavailable:      maxUnavailable,
+		maxSurge:            maxSurge,
+		scaleMaxUnavailable: scaled(cs.Spec.ScaleStrategy.MaxUnavailable, replicas, false, -1),
+		strategy:            strategy,
+		paused:              us.Paused,
+		inPlace:             func(rev string) bool { return t.changeTo(rev).InPlace },
+		notReady:            notReady,
+		pods:                active,
+		specified:           specified,
+		rank: func(views []*podView) []*podView {
+			return back(podorder.RankForScaleDown(pods(views), podorder.ScaleDownOptions{UpdateRevision: t.update.Name, Now: r.Clock.Now()}))
+		},
+		sortForUpdate: func(views []*podView) []*podView {
+			return back(podorder.SortForUpdate(pods(views), podorder.UpdateOptions{Priority: us.PriorityStrategy, Scatter: us.ScatterStrategy}))
+		},
+	}
+}
+
+func pods(views []*podView) []*corev1.Pod {
+	out := make([]*corev1.Pod, len(views))
+	for i, v := range views {
+		out[i] = v.pod
+	}
+	return out
+}
+
+// scaled resolves an int-or-percent against total; unset gives def.
+func scaled(v *intstr.IntOrString, total int32, roundUp bool, def int32) int32 {
+	if v == nil {
+		return def
+	}
+	n, err := intstr.GetScaledValueFromIntOrPercent(v, int(total), roundUp)
+	if err != nil || n < 0 {
+		return def
+	}
+	return int32(n)
+}
+
+// parallel runs fn for every item with at most limit in flight and
+// returns the errors joined.
+func parallel[T any](ctx context.Context, limit int, items []T, fn func(context.Context, T) error) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, max(1, limit))
+	)
+	for _, it := range items {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(it T) {
+			defer func() { <-sem; wg.Done() }()
+			if err := fn(ctx, it); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}(it)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,291 @@
+package inplace
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	"github.com/drover-dev/drover/internal/revision"
+)
+
+// Phase of an in-place update recorded on the pod.
+type Phase string
+
+const (
+	// PhaseDraining: the readiness gate is False; containers are changed
+	// once the grace period has passed.
+	PhaseDraining Phase = "Draining"
+	// PhaseUpdating: the new spec is written; waiting for the containers to
+	// run it.
+	PhaseUpdating Phase = "Updating"
+	// PhaseDone: the pod runs the new revision and the gate is True.
+	PhaseDone Phase = "Done"
+)
+
+// ContainerMark is what a container looked like before its image changed.
+type ContainerMark struct {
+	ImageID      string `json:"imageID,omitempty"`
+	RestartCount int32  `json:"restartCount"`
+}
+
+// State is the engine's record on a pod (annotation
+// apps.drover.dev/inplace-update-state).
+type State struct {
+	// Revision the pod is being moved to.
+	Revision string `json:"revision"`
+	Phase    Phase  `json:"phase"`
+	// Since is when the phase began.
+	Since metav1.Time `json:"since"`
+	// Containers being restarted with their pre-update marks.
+	Containers map[string]ContainerMark `json:"containers,omitempty"`
+}
+
+// StateOf returns the engine state recorded on a pod, if any.
+func StateOf(pod *corev1.Pod) (State, bool) {
+	raw, ok := pod.Annotations[appsv1alpha1.AnnotationInPlaceUpdateState]
+	if !ok {
+		return State{}, false
+	}
+	var s State
+	if err := json.Unmarshal([]byte(raw), &s); err != nil {
+		return State{}, false
+	}
+	return s, true
+}
+
+// InFlight reports whether the pod is in the middle of an in-place update.
+func InFlight(pod *corev1.Pod) bool {
+	s, ok := StateOf(pod)
+	return ok && s.Phase != PhaseDone
+}
+
+// Engine applies in-place updates.
+type Engine struct {
+	Client client.Client
+	Clock  clock.PassiveClock
+}
+
+// Request asks the engine to move a pod to a revision.
+type Request struct {
+	Pod *corev1.Pod
+	// Revision is the target revision name (the pod's new revision label).
+	Revision string
+	Change   Change
+	// GracePeriod the pod stays not-ready before its containers change.
+	GracePeriod time.Duration
+}
+
+// Result of one engine step.
+type Result struct {
+	// Done is true when the pod runs the target revision and is ready to
+	// serve again.
+	Done bool
+	// RequeueAfter is set while waiting for the grace period.
+	RequeueAfter time.Duration
+	// ResourceVersion of the pod after the last write ("" when nothing was
+	// written), for the caller's update expectations.
+	ResourceVersion string
+}
+
+// Update starts, or moves on, the in-place update of req.Pod. Call it on
+// every reconcile until Done; each call does at most the writes of the
+// steps that are due.
+func (e *Engine) Update(ctx context.Context, req Request) (Result, error) {
+	pod := req.Pod
+	state, ok := StateOf(pod)
+	if !ok || state.Revision != req.Revision {
+		if pod.Labels[revision.LabelRevisionHash] == req.Revision && (!ok || state.Phase == PhaseDone) {
+			return Result{Done: true}, nil
+		}
+		state = State{Revision: req.Revision}
+	}
+	var res Result
+	for {
+		switch state.Phase {
+		case "":
+			if !req.Change.RestartsContainers() {
+				// Nothing restarts: no need to drain; write the spec directly.
+				state.Phase = PhaseDone
+				rv, err := e.writeSpec(ctx, pod, req, state)
+				res.ResourceVersion = rv
+				return Result{Done: true, ResourceVersion: rv}, err
+			}
+			state.Phase, state.Since = PhaseDraining, metav1.NewTime(e.Clock.Now())
+			rv, err := e.patchStatus(ctx, pod, corev1.ConditionFalse, "InPlaceUpdateDraining", &state)
+			if err != nil {
+				return res, err
+			}
+			res.ResourceVersion = rv
+		case PhaseDraining:
+			if wait := state.Since.Add(req.GracePeriod).Sub(e.Clock.Now()); wait > 0 {
+				res.RequeueAfter = wait
+				return res, nil
+			}
+			state.Phase, state.Since = PhaseUpdating, metav1.NewTime(e.Clock.Now())
+			state.Containers = marks(pod, req.Change.Images)
+			rv, err := e.writeSpec(ctx, pod, req, state)
+			if err != nil {
+				return res, err
+			}
+			res.ResourceVersion = rv
+			// The containers restart asynchronously: come back on the
+			// pod's next status change.
+			return res, nil
+		case PhaseUpdating:
+			if !restarted(pod, state) {
+				return res, nil
+			}
+			state.Phase, state.Since = PhaseDone, metav1.NewTime(e.Clock.Now())
+			rv, err := e.patchStatus(ctx, pod, corev1.ConditionTrue, "InPlaceUpdateDone", &state)
+			if err != nil {
+				return res, err
+			}
+			return Result{Done: true, ResourceVersion: rv}, nil
+		default: // PhaseDone for this revision
+			return Result{Done: true}, nil
+		}
+	}
+}
+
+// restarted reports whether every container being updated runs its new
+// image: a new imageID or a higher restart count, and running.
+func restarted(pod *corev1.Pod, state State) bool {
+	specImages := map[string]string{}
+	for _, c := range pod.Spec.Containers {
+		specImages[c.Name] = c.Image
+	}
+	for _, c := range pod.Spec.InitContainers {
+		specImages[c.Name] = c.Image
+	}
+	statuses := map[string]corev1.ContainerStatus{}
+	for _, s := range pod.Status.ContainerStatuses {
+		statuses[s.Name] = s
+	}
+	for _, s := range pod.Status.InitContainerStatuses {
+		statuses[s.Name] = s
+	}
+	for name, mark := range state.Containers {
+		s, ok := statuses[name]
+		if !ok || s.State.Running == nil {
+			return false
+		}
+		if s.ImageID == mark.ImageID && s.RestartCount <= mark.RestartCount {
+			return false
+		}
+		if s.Image != specImages[name] && s.ImageID == mark.ImageID {
+			return false
+		}
+	}
+	return true
+}
+
+func marks(pod *corev1.Pod, images map[string]string) map[string]ContainerMark {
+	out := make(map[string]ContainerMark, len(images))
+	all := append(append([]corev1.ContainerStatus(nil), pod.Status.ContainerStatuses...), pod.Status.InitContainerStatuses...)
+	for _, s := range all {
+		if _, ok := images[s.Name]; ok {
+			out[s.Name] = ContainerMark{ImageID: s.ImageID, RestartCount: s.RestartCount}
+		}
+	}
+	for name := range images {
+		if _, ok := out[name]; !ok {
+			out[name] = ContainerMark{}
+		}
+	}
+	return out
+}
+
+// writeSpec resizes resources (pods/resize) and then patches images,
+// labels and annotations in one write. The revision label moves last, so a
+// failed resize leaves the pod on its old revision to be retried.
+func (e *Engine) writeSpec(ctx context.Context, pod *corev1.Pod, req Request, state State) (string, error) {
+	if len(req.Change.Resources) > 0 {
+		var containers []map[string]any
+		for name, r := range req.Change.Resources {
+			containers = append(containers, map[string]any{"name": name, "resources": r})
+		}
+		body, err := json.Marshal(map[string]any{"spec": map[string]any{"containers": containers}})
+		if err != nil {
+			return "", fmt.Errorf("encoding resize: %w", err)
+		}
+		if err := e.Client.SubResource("resize").Patch(ctx, pod, client.RawPatch(types.StrategicMergePatchType, body)); err != nil {
+			return "", fmt.Errorf("resizing pod %s: %w", pod.Name, err)
+		}
+	}
+
+	stateJSON, err := json.Marshal(state)
+	if err != nil {
+		return "", fmt.Errorf("encoding in-place state: %w", err)
+	}
+	labels := map[string]any{revision.LabelRevisionHash: req.Revision}
+	for k, v := range req.Change.Labels {
+		labels[k] = v
+	}
+	for _, k := range req.Change.RemoveLabels {
+		labels[k] = nil
+	}
+	annotations := map[string]any{appsv1alpha1.AnnotationInPlaceUpdateState: string(stateJSON)}
+	for k, v := range req.Change.Annotations {
+		annotations[k] = v
+	}
+	for _, k := range req.Change.RemoveAnnotations {
+		annotations[k] = nil
+	}
+	patch := map[string]any{"metadata": map[string]any{"labels": labels, "annotations": annotations}}
+	if len(req.Change.Images) > 0 {
+		var containers, inits []map[string]any
+		sidecars := map[string]bool{}
+		for _, c := range pod.Spec.InitContainers {
+			sidecars[c.Name] = true
+		}
+		for name, image := range req.Change.Images {
+			entry := map[string]any{"name": name, "image": image}
+			if sidecars[name] {
+				inits = append(inits, entry)
+			} else {
+				containers = append(containers, entry)
+			}
+		}
+		spec := map[string]any{}
+		if len(containers) > 0 {
+			spec["containers"] = containers
+		}
+		if len(inits) > 0 {
+			spec["initContainers"] = inits
+		}
+		patch["spec"] = spec
+	}
+	body, err := json.Marshal(patch)
+	if err != nil {
+		return "", fmt.Errorf("encoding in-place patch: %w", err)
+	}
+	if err := e.Client.Patch(ctx, pod, client.RawPatch(types.StrategicMergePatchType, body)); err != nil {
+		return "", fmt.Errorf("updating pod %s in place: %w", pod.Name, err)
+	}
+	return pod.ResourceVersion, nil
+}
+
+// patchStatus sets the InPlaceUpdateReady condition and records state in
+// the pod's annotation, in one pods/status write.
+func (e *Engine) patchStatus(ctx context.Context, pod *corev1.Pod, status corev1.ConditionStatus, reason string, state *State) (string, error) {
+	var annotations map[string]any
+	if state != nil {
+		b, err := json.Marshal(state)
+		if err != nil {
+			return "", fmt.Errorf("encoding in-place state: %w", err)
+		}
+		annotations = map[string]any{appsv1alpha1.AnnotationInPlaceUpdateState: string(b)}
+	}
+	if err := SetGate(ctx, e.Client, pod, status, reason, annotations, e.Clock.Now(), nil); err != nil {
+		return "", err
+	}
+	return pod.ResourceVersion, nil
+}

@@ -1,0 +1,196 @@
+package inplace_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	"github.com/drover-dev/drover/internal/inplace"
+	"github.com/drover-dev/drover/internal/revision"
+	"github.com/drover-dev/drover/internal/testenv"
+)
+
+var k8s client.Client
+
+func TestMain(m *testing.M) {
+	env, err := testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	k8s, err = client.New(env.Config, client.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+func template(image, cpu string) *corev1.PodTemplateSpec {
+	return &corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{
+			{Name: "app", Image: image, Resources: corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu)}}},
+			{Name: "side", Image: "side:1"},
+		}},
+	}
+}
+
+// runningPod creates a pod from tpl and gives it a running status as a
+// kubelet would (envtest has none).
+func runningPod(t *testing.T, name string, tpl *corev1.PodTemplateSpec) *corev1.Pod {
+	t.Helper()
+	ctx := context.Background()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: map[string]string{revision.LabelRevisionHash: "web-old"}}, Spec: tpl.Spec}
+	inplace.InjectReadinessGate(&pod.Spec)
+	if err := k8s.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	pod.Status.Phase = corev1.PodRunning
+	for _, c := range pod.Spec.Containers {
+		pod.Status.ContainerStatuses = append(pod.Status.ContainerStatuses, corev1.ContainerStatus{
+			Name: c.Name, Image: c.Image, ImageID: "id-" + c.Image, Ready: true,
+			// A kubelet that supports resize reports resources; the API
+			// server refuses a resize otherwise.
+			Resources: c.Resources.DeepCopy(),
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}},
+		})
+	}
+	pod.Status.Conditions = []corev1.PodCondition{{Type: inplace.GateType, Status: corev1.ConditionTrue}}
+	if err := k8s.Status().Update(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	return pod
+}
+
+func get(t *testing.T, pod *corev1.Pod) *corev1.Pod {
+	t.Helper()
+	out := &corev1.Pod{}
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(pod), out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestImageUpdateDrivesGate(t *testing.T) {
+	ctx := context.Background()
+	clk := clocktesting.NewFakePassiveClock(time.Now())
+	engine := &inplace.Engine{Client: k8s, Clock: clk}
+	from, to := template("app:1", "100m"), template("app:2", "100m")
+	to.Labels["tier"] = "gold"
+	pod := runningPod(t, "image-update", from)
+
+	req := inplace.Request{Pod: pod, Revision: "web-new", Change: inplace.Diff(from, to), GracePeriod: 10 * time.Second}
+	res, err := engine.Update(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod = get(t, pod)
+	if res.Done || res.RequeueAfter != 10*time.Second {
+		t.Fatalf("want a 10s grace wait, got %+v", res)
+	}
+	if inplace.GateStatus(pod) != corev1.ConditionFalse {
+		t.Fatalf("gate must be False before the restart, got %q", inplace.GateStatus(pod))
+	}
+	if s, ok := inplace.StateOf(pod); !ok || s.Phase != inplace.PhaseDraining {
+		t.Fatalf("state must record draining (pods/status carries the annotation), got %+v %v", s, ok)
+	}
+	if pod.Spec.Containers[0].Image != "app:1" {
+		t.Fatal("containers must not change during the grace period")
+	}
+
+	clk.SetTime(clk.Now().Add(11 * time.Second))
+	req.Pod = pod
+	if res, err = engine.Update(ctx, req); err != nil || res.Done {
+		t.Fatalf("spec step: %+v %v", res, err)
+	}
+	pod = get(t, pod)
+	if pod.Spec.Containers[0].Image != "app:2" || pod.Spec.Containers[1].Image != "side:1" {
+		t.Fatalf("only the changed image moves: %+v", pod.Spec.Containers)
+	}
+	if pod.Labels[revision.LabelRevisionHash] != "web-new" || pod.Labels["tier"] != "gold" {
+		t.Fatalf("labels not updated: %v", pod.Labels)
+	}
+
+	// Not restarted yet: nothing happens.
+	req.Pod = pod
+	if res, err = engine.Update(ctx, req); err != nil || res.Done || res.ResourceVersion != "" {
+		t.Fatalf("must wait for the restart without writing: %+v %v", res, err)
+	}
+	// The kubelet restarts the container.
+	pod.Status.ContainerStatuses[0].Image = "app:2"
+	pod.Status.ContainerStatuses[0].ImageID = "id-app:2"
+	pod.Status.ContainerStatuses[0].RestartCount = 1
+	if err := k8s.Status().Update(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	req.Pod = get(t, pod)
+	if res, err = engine.Update(ctx, req); err != nil || !res.Done {
+		t.Fatalf("must finish once restarted: %+v %v", res, err)
+	}
+	pod = get(t, pod)
+	if inplace.GateStatus(pod) != corev1.ConditionTrue {
+		t.Fatal("gate must be True after the update")
+	}
+	if s, _ := inplace.StateOf(pod); s.Phase != inplace.PhaseDone || inplace.InFlight(pod) {
+		t.Fatalf("state must be done: %+v", s)
+	}
+}
+
+func TestMetadataOnlyIsOneWrite(t *testing.T) {
+	ctx := context.Background()
+	engine := &inplace.Engine{Client: k8s, Clock: clocktesting.NewFakePassiveClock(time.Now())}
+	from, to := template("app:1", "100m"), template("app:1", "100m")
+	from.Annotations = map[string]string{"old": "x"}
+	to.Annotations = map[string]string{"new": "y"}
+	pod := runningPod(t, "metadata-only", from)
+	pod.Annotations = map[string]string{"old": "x"}
+	rv := pod.ResourceVersion
+	res, err := engine.Update(ctx, inplace.Request{Pod: pod, Revision: "web-new", Change: inplace.Diff(from, to)})
+	if err != nil || !res.Done {
+		t.Fatalf("metadata change finishes at once: %+v %v", res, err)
+	}
+	got := get(t, pod)
+	if got.Annotations["new"] != "y" || got.Annotations["old"] != "" || inplace.GateStatus(got) != corev1.ConditionTrue {
+		t.Fatalf("annotations not moved or gate touched: %v %q", got.Annotations, inplace.GateStatus(got))
+	}
+	if got.ResourceVersion == rv {
+		t.Fatal("expected a write")
+	}
+}
+
+func TestResizeUsesSubresource(t *testing.T) {
+	ctx := context.Background()
+	engine := &inplace.Engine{Client: k8s, Clock: clocktesting.NewFakePassiveClock(time.Now())}
+	from, to := template("app:1", "100m"), template("app:1", "200m")
+	pod := runningPod(t, "resize", from)
+	res, err := engine.Update(ctx, inplace.Request{Pod: pod, Revision: "web-new", Change: inplace.Diff(from, to)})
+	if err != nil || !res.Done {
+		t.Fatalf("resize: %+v %v", res, err)
+	}
+	got := get(t, pod)
+	if q := got.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU]; q.String() != "200m" {
+		t.Fatalf("cpu not resized: %s", q.String())
+	}
+	if got.Labels[revision.LabelRevisionHash] != "web-new" {
+		t.Fatal("revision label not moved")
+	}
+}
+
+func TestStateAnnotationName(t *testing.T) {
+	if appsv1alpha1.AnnotationInPlaceUpdateState != "apps.drover.dev/inplace-update-state" {
+		t.Fatal("the state annotation is API")
+	}
+}

@@ -1,0 +1,90 @@
+// Package ownership finds the objects a workload controls through a cache
+// index on the controller's UID, adopts matching orphans and releases
+// objects whose labels stopped matching, like the native controllers'
+// ControllerRefManager.
+package ownership
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// IndexController is the cache index holding the UID of an object's
+// controller, or "" for an object without one (an orphan).
+const IndexController = "metadata.ownerReferences.controller.uid"
+
+// ControllerUID is the index function for IndexController.
+func ControllerUID(obj client.Object) []string {
+	if ref := metav1.GetControllerOf(obj); ref != nil {
+		return []string{string(ref.UID)}
+	}
+	return []string{""}
+}
+
+// Owner is the controlling workload.
+type Owner struct {
+	Object   client.Object
+	GVK      schema.GroupVersionKind
+	Selector labels.Selector
+}
+
+// Claim adopts orphans that match the owner's selector and releases owned
+// objects that no longer match. owned and orphans come from the cache (the
+// index above) and are not modified; it returns the objects the owner
+// controls afterwards.
+func Claim[T client.Object](ctx context.Context, c client.Client, owner Owner, owned, orphans []T) ([]T, error) {
+	out := make([]T, 0, len(owned))
+	for _, o := range owned {
+		if owner.Selector.Matches(labels.Set(o.GetLabels())) {
+			out = append(out, o)
+			continue
+		}
+		if err := release(ctx, c, owner, o.DeepCopyObject().(client.Object)); err != nil {
+			return nil, err
+		}
+	}
+	if owner.Object.GetDeletionTimestamp() != nil {
+		return out, nil
+	}
+	for _, o := range orphans {
+		if o.GetDeletionTimestamp() != nil || !owner.Selector.Matches(labels.Set(o.GetLabels())) {
+			continue
+		}
+		adopted := o.DeepCopyObject().(T)
+		if err := adopt(ctx, c, owner, adopted); err != nil {
+			return nil, err
+		}
+		out = append(out, adopted)
+	}
+	return out, nil
+}
+
+func adopt(ctx context.Context, c client.Client, owner Owner, o client.Object) error {
+	ref := metav1.NewControllerRef(owner.Object, owner.GVK)
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"ownerReferences": []any{ref},
+		"uid":             o.GetUID(),
+	}})
+	if err != nil {
+		return fmt.Errorf("encoding adoption patch: %w", err)
+	}
+	if err := c.Patch(ctx, o, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
+		return fmt.Errorf("adopting %s: %w", o.GetName(), err)
+	}
+	return nil
+}
+
+func release(ctx context.Context, c client.Client, owner Owner, o client.Object) error {
+	patch := fmt.Appendf(nil, `{"metadata":{"ownerReferences":[{"$patch":"delete","uid":%q}],"uid":%q}}`, owner.Object.GetUID(), o.GetUID())
+	if err := c.Patch(ctx, o, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
+		return fmt.Errorf("releasing %s: %w", o.GetName(), err)
+	}
+	return nil
+}
