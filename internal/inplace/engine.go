@@ -156,7 +156,7 @@ func (e *Engine) Update(ctx context.Context, req Request) (Result, error) {
 }
 
 // restarted reports whether every container being updated runs its new
-// image: a new imageID or a higher restart count, and running.
+// image (a new imageID or a higher restart count) and is running and ready.
 func restarted(pod *corev1.Pod, state State) bool {
 	specImages := map[string]string{}
 	for _, c := range pod.Spec.Containers {
@@ -174,7 +174,7 @@ func restarted(pod *corev1.Pod, state State) bool {
 	}
 	for name, mark := range state.Containers {
 		s, ok := statuses[name]
-		if !ok || s.State.Running == nil {
+		if !ok || s.State.Running == nil || !s.Ready {
 			return false
 		}
 		if s.ImageID == mark.ImageID && s.RestartCount <= mark.RestartCount {

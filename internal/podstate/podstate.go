@@ -77,3 +77,17 @@ func Restarts(pod *corev1.Pod) int32 {
 	}
 	return n
 }
+
+// ContainersReady reports whether every container status says ready. It
+// guards against a pod Ready condition that lags a container restart.
+func ContainersReady(pod *corev1.Pod) bool {
+	if len(pod.Status.ContainerStatuses) < len(pod.Spec.Containers) {
+		return false
+	}
+	for _, s := range pod.Status.ContainerStatuses {
+		if !s.Ready {
+			return false
+		}
+	}
+	return true
+}

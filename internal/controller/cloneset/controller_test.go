@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -105,6 +106,24 @@ func eventually(t *testing.T, what string, cond func() (bool, string)) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("timed out waiting for %s: %s", what, last)
+}
+
+// modify applies f to the latest CloneSet, retrying on conflicts with the
+// controller's status writes.
+func modify(t *testing.T, cs *appsv1alpha1.CloneSet, f func(*appsv1alpha1.CloneSet)) {
+	t.Helper()
+	ctx := context.Background()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur := &appsv1alpha1.CloneSet{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(cs), cur); err != nil {
+			return err
+		}
+		f(cur)
+		return k8s.Update(ctx, cur)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func podsOf(t *testing.T, cs *appsv1alpha1.CloneSet) []corev1.Pod {
@@ -252,10 +271,7 @@ func TestScaleOnlyDoesNotUpdateAndTemplateRevertReusesRevision(t *testing.T) {
 	})
 	first := got.Status.UpdateRevision
 
-	got.Spec.Replicas = ptr.To[int32](4)
-	if err := k8s.Update(ctx, got); err != nil {
-		t.Fatal(err)
-	}
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Replicas = ptr.To[int32](4) })
 	eventually(t, "scale to 4", func() (bool, string) {
 		_ = k8s.Get(ctx, client.ObjectKeyFromObject(cs), got)
 		return got.Status.Replicas == 4 && got.Status.ObservedGeneration == got.Generation, ""
@@ -264,18 +280,12 @@ func TestScaleOnlyDoesNotUpdateAndTemplateRevertReusesRevision(t *testing.T) {
 		t.Fatalf("a scale-only change made a new revision %s (was %s)", got.Status.UpdateRevision, first)
 	}
 
-	got.Spec.Template.Spec.Containers[0].Image = "app:2"
-	if err := k8s.Update(ctx, got); err != nil {
-		t.Fatal(err)
-	}
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Template.Spec.Containers[0].Image = "app:2" })
 	eventually(t, "second revision", func() (bool, string) {
 		_ = k8s.Get(ctx, client.ObjectKeyFromObject(cs), got)
 		return got.Status.UpdateRevision != first && got.Status.ObservedGeneration == got.Generation, ""
 	})
-	got.Spec.Template.Spec.Containers[0].Image = "app:1"
-	if err := k8s.Update(ctx, got); err != nil {
-		t.Fatal(err)
-	}
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Template.Spec.Containers[0].Image = "app:1" })
 	eventually(t, "revert", func() (bool, string) {
 		_ = k8s.Get(ctx, client.ObjectKeyFromObject(cs), got)
 		return got.Status.ObservedGeneration == got.Generation && got.Status.UpdateRevision == first, got.Status.UpdateRevision
@@ -312,11 +322,7 @@ func TestInPlaceOnlyRefusesAndTouchesNothing(t *testing.T) {
 		before[p.Name] = p.ResourceVersion
 	}
 	got := &appsv1alpha1.CloneSet{}
-	_ = k8s.Get(ctx, client.ObjectKeyFromObject(cs), got)
-	got.Spec.Template.Spec.Containers[0].Command = []string{"serve", "--new"}
-	if err := k8s.Update(ctx, got); err != nil {
-		t.Fatal(err)
-	}
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Template.Spec.Containers[0].Command = []string{"serve", "--new"} })
 	eventually(t, "InPlaceUpdateBlocked", func() (bool, string) {
 		_ = k8s.Get(ctx, client.ObjectKeyFromObject(cs), got)
 		c := meta.FindStatusCondition(got.Status.Conditions, appsv1alpha1.ConditionInPlaceUpdateBlocked)
@@ -341,13 +347,10 @@ func TestPodsToDeleteWithLowerReplicas(t *testing.T) {
 	}
 	eventually(t, "3 pods", func() (bool, string) { return len(podsOf(t, cs)) == 3, "" })
 	victim := podsOf(t, cs)[1].Name
-	got := &appsv1alpha1.CloneSet{}
-	_ = k8s.Get(ctx, client.ObjectKeyFromObject(cs), got)
-	got.Spec.Replicas = ptr.To[int32](2)
-	got.Spec.ScaleStrategy.PodsToDelete = []string{victim}
-	if err := k8s.Update(ctx, got); err != nil {
-		t.Fatal(err)
-	}
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+		c.Spec.Replicas = ptr.To[int32](2)
+		c.Spec.ScaleStrategy.PodsToDelete = []string{victim}
+	})
 	eventually(t, "victim gone", func() (bool, string) {
 		pods := podsOf(t, cs)
 		for _, p := range pods {

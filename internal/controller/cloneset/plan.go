@@ -187,27 +187,27 @@ func scaleDown(in planInput, pods []*podView, excess, extraUpdated, extraOld int
 // least replicas-maxUnavailable stay available; unavailable pods are free.
 func planUpdate(in planInput, p *plan, pods []*podView, need int32) {
 	var available int32
-	var candidates []*podView
 	for _, v := range pods {
 		if v.available {
 			available++
 		}
-		if v.updated {
-			continue
-		}
-		if v.updating {
+		if !v.updated && v.updating {
 			need-- // already moving, counted as unavailable
-			continue
 		}
-		candidates = append(candidates, v)
 	}
 	if need <= 0 {
 		return
 	}
 	budget := available - (in.replicas - in.maxUnavailable)
-	for _, v := range in.sortForUpdate(candidates) {
+	// The order is computed over every pod, updated ones included, so that
+	// priority and scatter positions stay stable from one reconcile to the
+	// next; pods that need no update are skipped.
+	for _, v := range in.sortForUpdate(pods) {
 		if need == 0 {
 			break
+		}
+		if v.updated || v.updating {
+			continue
 		}
 		if v.available {
 			if budget <= 0 {

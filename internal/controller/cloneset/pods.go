@@ -54,22 +54,36 @@ func (r *Reconciler) createPods(ctx context.Context, cs *appsv1alpha1.CloneSet, 
 	return created, nil
 }
 
-// instanceIDs returns n instance ids: first those of claims left by
-// recreated pods (so the new pod reuses its volumes), then fresh ones.
+// instanceIDs returns up to n instance ids: first those of claims left by
+// recreated pods (so the new pod reuses its volumes), then fresh ones. Slots
+// whose old pod still terminates are left for a later reconcile.
 func (r *Reconciler) instanceIDs(cs *appsv1alpha1.CloneSet, o *observed, n int) []string {
 	used := map[string]bool{}
+	terminating := map[string]bool{}
 	for _, p := range o.pods {
-		used[p.Labels[appsv1alpha1.LabelInstanceID]] = true
+		id := p.Labels[appsv1alpha1.LabelInstanceID]
+		used[id] = true
+		if p.DeletionTimestamp != nil {
+			terminating[id] = true
+		}
 	}
 	var ids []string
 	if !cs.Spec.ScaleStrategy.DisablePVCReuse {
+		waiting := map[string]bool{}
 		for _, c := range o.claims {
 			id := c.Labels[appsv1alpha1.LabelInstanceID]
-			if id != "" && !used[id] && c.DeletionTimestamp == nil && len(ids) < n {
+			switch {
+			case id == "" || c.DeletionTimestamp != nil:
+			case terminating[id]:
+				// The claims' pod is still terminating: its replacement
+				// waits for the name (and the volumes) to be free.
+				waiting[id] = true
+			case !used[id] && len(ids) < n:
 				used[id] = true
 				ids = append(ids, id)
 			}
 		}
+		n -= len(waiting)
 	}
 	for len(ids) < n {
 		id := rand.String(5)

@@ -89,7 +89,9 @@ func setConditions(cs *appsv1alpha1.CloneSet, st *appsv1alpha1.CloneSetStatus, i
 	us := cs.Spec.UpdateStrategy
 	onDelete := us.Type == appsv1alpha1.OnDeleteCloneSetUpdateStrategyType
 	scaled := st.Replicas == replicas && st.AvailableReplicas == replicas
-	updated := onDelete || (st.UpdatedReplicas == st.ExpectedUpdatedReplicas && st.UpdatedAvailableReplicas == st.ExpectedUpdatedReplicas && inFlight == 0)
+	// A partition keeps at most that many pods on old revisions; a set
+	// created after the partition was set may have more updated pods.
+	updated := onDelete || (st.UpdatedReplicas >= st.ExpectedUpdatedReplicas && st.UpdatedAvailableReplicas >= st.ExpectedUpdatedReplicas && inFlight == 0)
 	done := scaled && updated
 	gen := cs.Generation
 

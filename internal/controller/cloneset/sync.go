@@ -162,7 +162,7 @@ func (r *Reconciler) views(cs *appsv1alpha1.CloneSet, o *observed, update string
 		if w > 0 && (wait == 0 || w < wait) {
 			wait = w
 		}
-		v.available = avail && !inplace.InFlight(p) && inplace.GateStatus(p) != corev1.ConditionFalse
+		v.available = avail && podstate.ContainersReady(p) && !inplace.InFlight(p) && inplace.GateStatus(p) != corev1.ConditionFalse
 		v.deleting = lifecycle.StateOf(p) == appsv1alpha1.LifecycleStatePreparingDelete
 		out = append(out, v)
 	}

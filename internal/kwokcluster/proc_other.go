@@ -1,0 +1,9 @@
+//go:build !unix
+
+package kwokcluster
+
+import "context"
+
+// killProcessesMentioning is a no-op where processes cannot be listed;
+// kwokctl's own pid files are then the only cleanup.
+func killProcessesMentioning(context.Context, string) error { return nil }

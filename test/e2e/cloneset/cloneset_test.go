@@ -1,0 +1,596 @@
+// Package cloneset holds the CloneSet end-to-end tests: the user stories of
+// the CloneSet guide, run against a real API server with simulated nodes
+// (kwok) and the drover-manager binary.
+package cloneset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	"github.com/drover-dev/drover/internal/lifecycle"
+	"github.com/drover-dev/drover/internal/podstate"
+	"github.com/drover-dev/drover/internal/revision"
+	"github.com/drover-dev/drover/test/e2e/framework"
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(framework.Run(m, framework.Options{
+		Nodes:       4,
+		AddToScheme: []func(*runtime.Scheme) error{appsv1alpha1.AddToScheme},
+	}))
+}
+
+func inPlace(cs *appsv1alpha1.CloneSet) {
+	cs.Spec.UpdateStrategy.Type = appsv1alpha1.InPlaceIfPossibleCloneSetUpdateStrategyType
+}
+
+func maxUnavailable(v intstr.IntOrString) option {
+	return func(cs *appsv1alpha1.CloneSet) { cs.Spec.UpdateStrategy.MaxUnavailable = &v }
+}
+
+func setImage(image string) func(*appsv1alpha1.CloneSet) {
+	return func(cs *appsv1alpha1.CloneSet) { cs.Spec.Template.Spec.Containers[0].Image = image }
+}
+
+func TestScaleUpAndDownWithRanking(t *testing.T) {
+	t.Parallel()
+	ns := framework.Namespace(t)
+	cs := create(t, newCloneSet(ns, "rank", 4))
+	waitReady(t, cs)
+	ps := pods(t, cs)
+	ctx := context.Background()
+	notReady, cheap := ps[0].Name, ps[1].Name
+	// A failing readiness probe makes one pod not ready; another gets a
+	// low deletion cost.
+	patchPod(t, ns, notReady, `{"metadata":{"annotations":{"kwok.drover.dev/ready":"false"}}}`)
+	patchPod(t, ns, cheap, `{"metadata":{"annotations":{"controller.kubernetes.io/pod-deletion-cost":"-100"}}}`)
+	framework.Eventually(t, timeout, func() error {
+		p := &corev1.Pod{}
+		_ = framework.Client().Get(ctx, client.ObjectKey{Namespace: ns, Name: notReady}, p)
+		if podstate.IsReady(p) {
+			return errors.New("pod still ready")
+		}
+		return nil
+	})
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Replicas = ptr.To[int32](2) })
+	framework.Eventually(t, timeout, func() error {
+		got := names(pods(t, cs))
+		if len(got) != 2 {
+			return fmt.Errorf("want 2 pods, have %v", got)
+		}
+		for _, n := range got {
+			if n == notReady || n == cheap {
+				return fmt.Errorf("%s should have gone first (not ready / lowest cost): %v", n, got)
+			}
+		}
+		return nil
+	})
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Replicas = ptr.To[int32](5) })
+	cur := waitReady(t, cs)
+	if cur.Status.Replicas != 5 || cur.Status.AvailableReplicas != 5 {
+		t.Fatalf("scale up to 5: %+v", cur.Status)
+	}
+}
+
+func TestPodsToDeleteReplacesNamedPod(t *testing.T) {
+	t.Parallel()
+	ns := framework.Namespace(t)
+	cs := create(t, newCloneSet(ns, "pick", 3))
+	waitReady(t, cs)
+	victim := pods(t, cs)[0]
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.ScaleStrategy.PodsToDelete = []string{victim.Name} })
+	framework.Eventually(t, timeout, func() error {
+		ps := pods(t, cs)
+		for _, p := range ps {
+			if p.UID == victim.UID {
+				return fmt.Errorf("victim %s still there", victim.Name)
+			}
+		}
+		if len(ps) != 3 {
+			return fmt.Errorf("want 3 pods (the victim replaced), have %v", names(ps))
+		}
+		return nil
+	})
+	waitReady(t, cs)
+}
+
+func TestInPlaceUpdateImageAndMetadata(t *testing.T) {
+	t.Parallel()
+	ns := framework.Namespace(t)
+	cs := create(t, newCloneSet(ns, "inplace", 3, inPlace, maxUnavailable(intstr.FromInt32(1))))
+	before := waitReady(t, cs)
+	old := pods(t, cs)
+	rec := record(t, ns, func(m map[string]*corev1.Pod) error {
+		if ready, _ := availability(m, "inplace"); ready < 2 {
+			return fmt.Errorf("only %d ready pods: maxUnavailable 1 of 3 broken", ready)
+		}
+		return nil
+	})
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+		c.Spec.Template.Spec.Containers[0].Image = "example.com/app:v2"
+		c.Spec.Template.Labels["tier"] = "gold"
+		c.Spec.Template.Annotations = map[string]string{"note": "v2"}
+	})
+	after := waitReady(t, cs)
+	if after.Status.UpdateRevision == before.Status.UpdateRevision || after.Status.CurrentRevision != after.Status.UpdateRevision {
+		t.Fatalf("revisions did not move: %+v", after.Status)
+	}
+	now := pods(t, cs)
+	if fmt.Sprint(uids(old)) != fmt.Sprint(uids(now)) {
+		t.Fatalf("pods were recreated: before %v after %v", uids(old), uids(now))
+	}
+	for i, p := range now {
+		app, side := containerStatus(&p, "app"), containerStatus(&p, "sidecar")
+		if app.Image != "example.com/app:v2" || app.RestartCount != 1 || app.ImageID == containerStatus(&old[i], "app").ImageID {
+			t.Errorf("%s: app container not restarted on the new image: %+v", p.Name, app)
+		}
+		if side.RestartCount != 0 {
+			t.Errorf("%s: the unchanged sidecar restarted", p.Name)
+		}
+		if p.Labels["tier"] != "gold" || p.Annotations["note"] != "v2" {
+			t.Errorf("%s: metadata not updated in place: %v %v", p.Name, p.Labels, p.Annotations)
+		}
+		if p.Status.PodIP != old[i].Status.PodIP {
+			t.Errorf("%s: IP changed %s -> %s", p.Name, old[i].Status.PodIP, p.Status.PodIP)
+		}
+		if seq := rec.gateSequence(p.Name); !containsFalseThenTrue(seq) {
+			t.Errorf("%s: readiness gate never observed False then True: %v", p.Name, seq)
+		}
+	}
+	rec.assertNoViolations(t)
+}
+
+func containsFalseThenTrue(seq []corev1.ConditionStatus) bool {
+	for i := 0; i+1 < len(seq); i++ {
+		if seq[i] == corev1.ConditionFalse && seq[i+1] == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+func TestRecreateFallbackWhenNotInPlace(t *testing.T) {
+	t.Parallel()
+	ns := framework.Namespace(t)
+	cs := create(t, newCloneSet(ns, "fallback", 2, inPlace))
+	waitReady(t, cs)
+	old := uids(pods(t, cs))
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+		c.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "MODE", Value: "new"}}
+	})
+	cur := waitReady(t, cs)
+	for _, p := range pods(t, cs) {
+		for _, u := range old {
+			if string(p.UID) == u {
+				t.Fatalf("pod %s kept: an env change must recreate", p.Name)
+			}
+		}
+		if p.Labels[revision.LabelRevisionHash] != cur.Status.UpdateRevision || p.Spec.Containers[0].Env[0].Value != "new" {
+			t.Fatalf("pod %s not on the new revision", p.Name)
+		}
+	}
+}
+
+func TestInPlaceOnlyRefusesNonInPlaceChange(t *testing.T) {
+	t.Parallel()
+	ns := framework.Namespace(t)
+	cs := create(t, newCloneSet(ns, "only", 2, func(c *appsv1alpha1.CloneSet) {
+		c.Spec.UpdateStrategy.Type = appsv1alpha1.InPlaceOnlyCloneSetUpdateStrategyType
+	}))
+	waitReady(t, cs)
+	old := uids(pods(t, cs))
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Template.Spec.Containers[1].Args = []string{"--verbose"} })
+	framework.Eventually(t, timeout, func() error {
+		c := condition(get(t, cs), appsv1alpha1.ConditionInPlaceUpdateBlocked)
+		if c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "spec.containers[1].args") {
+			return fmt.Errorf("InPlaceUpdateBlocked: %+v", c)
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second)
+	for _, p := range pods(t, cs) {
+		if old[p.Name] != string(p.UID) || p.Spec.Containers[1].Args != nil {
+			t.Fatalf("pod %s was touched", p.Name)
+		}
+	}
+	// An image change is allowed again once the template is in-place-able.
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+		c.Spec.Template.Spec.Containers[1].Args = nil
+		c.Spec.Template.Spec.Containers[1].Image = "example.com/sidecar:v2"
+	})
+	waitReady(t, cs)
+	if fmt.Sprint(uids(pods(t, cs))) != fmt.Sprint(old) {
+		t.Fatal("pods recreated under InPlaceOnly")
+	}
+}
+
+func TestPartitionIntAndPercent(t *testing.T) {
+	t.Parallel()
+	ns := framework.Namespace(t)
+	cs := create(t, newCloneSet(ns, "part", 5, inPlace, maxUnavailable(intstr.FromString("100%")), func(c *appsv1alpha1.CloneSet) {
+		p := intstr.FromInt32(2)
+		c.Spec.UpdateStrategy.Partition = &p
+	}))
+	waitReady(t, cs)
+	modify(t, cs, setImage("example.com/app:v2"))
+	cur := waitReady(t, cs)
+	if cur.Status.UpdatedReplicas != 3 || cur.Status.ExpectedUpdatedReplicas != 3 {
+		t.Fatalf("partition 2 of 5: want 3 updated, got %+v", cur.Status)
+	}
+	if cur.Status.CurrentRevision == cur.Status.UpdateRevision {
+		t.Fatal("with a partition the current revision stays the old one")
+	}
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+		p := intstr.FromString("20%")
+		c.Spec.UpdateStrategy.Partition = &p
+	})
+	cur = waitReady(t, cs)
+	if cur.Status.UpdatedReplicas != 4 || cur.Status.ExpectedUpdatedReplicas != 4 {
+		t.Fatalf("partition 20%% of 5: want 4 updated, got %+v", cur.Status)
+	}
+	var onOld int
+	for _, p := range pods(t, cs) {
+		if p.Labels[revision.LabelRevisionHash] != cur.Status.UpdateRevision {
+			onOld++
+		}
+	}
+	if onOld != 1 {
+		t.Fatalf("want 1 pod on the old revision, have %d", onOld)
+	}
+}
+
+func TestMaxUnavailableAndMaxSurgeRespected(t *testing.T) {
+	t.Parallel()
+	ns := framework.Namespace(t)
+	const replicas = 6
+	cs := create(t, newCloneSet(ns, "surge", replicas, maxUnavailable(intstr.FromInt32(1)), func(c *appsv1alpha1.CloneSet) {
+		s := intstr.FromInt32(2)
+		c.Spec.UpdateStrategy.MaxSurge = &s // ReCreate with surge
+	}))
+	waitReady(t, cs)
+	var maxActive, minReady = 0, replicas
+	rec := record(t, ns, func(m map[string]*corev1.Pod) error {
+		ready, active := availability(m, "surge")
+		maxActive, minReady = max(maxActive, active), min(minReady, ready)
+		if active > replicas+2 {
+			return fmt.Errorf("%d pods exist: above replicas+maxSurge=%d", active, replicas+2)
+		}
+		if ready < replicas-1 {
+			return fmt.Errorf("%d ready pods: below replicas-maxUnavailable=%d", ready, replicas-1)
+		}
+		return nil
+	})
+	modify(t, cs, setImage("example.com/app:v2"))
+	waitReady(t, cs)
+	rec.stop()
+	rec.assertNoViolations(t)
+	if maxActive <= replicas {
+		t.Fatalf("surge never used: at most %d pods", maxActive)
+	}
+	t.Logf("observed at most %d pods and at least %d ready", maxActive, minReady)
+}
+
+func TestPauseHoldsTheUpdate(t *testing.T) {
+	t.Parallel()
+	ns := framework.Namespace(t)
+	cs := create(t, newCloneSet(ns, "pause", 3, inPlace, maxUnavailable(intstr.FromInt32(1))))
+	waitReady(t, cs)
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+		c.Spec.UpdateStrategy.Paused = true
+		c.Spec.Template.Spec.Containers[0].Image = "example.com/app:v2"
+	})
+	framework.Eventually(t, timeout, func() error {
+		cur := get(t, cs)
+		c := condition(cur, appsv1alpha1.ConditionReady)
+		if cur.Status.ObservedGeneration != cur.Generation || c == nil || c.Reason != appsv1alpha1.ReasonPaused {
+			return fmt.Errorf("not paused: %+v", c)
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second)
+	for _, p := range pods(t, cs) {
+		if p.Spec.Containers[0].Image != "example.com/app:v1" {
+			t.Fatalf("pod %s updated while paused", p.Name)
+		}
+	}
+	// Scaling goes on while paused.
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Replicas = ptr.To[int32](4) })
+	framework.Eventually(t, timeout, func() error {
+		if n := len(pods(t, cs)); n != 4 {
+			return fmt.Errorf("%d pods", n)
+		}
+		return nil
+	})
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.UpdateStrategy.Paused = false })
+	cur := waitReady(t, cs)
+	if cur.Status.UpdatedReplicas != 4 {
+		t.Fatalf("after resume: %+v", cur.Status)
+	}
+}
+
+func TestPriorityAndScatterOrder(t *testing.T) {
+	t.Parallel()
+	ns := framework.Namespace(t)
+	cs := create(t, newCloneSet(ns, "order", 4, inPlace, maxUnavailable(intstr.FromInt32(1))))
+	waitReady(t, cs)
+	ps := pods(t, cs)
+	for i, p := range ps {
+		patchPod(t, ns, p.Name, fmt.Sprintf(`{"metadata":{"labels":{"rank":"r-%d"}}}`, i))
+	}
+	// orderPriority: the bigger rank goes first.
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+		c.Spec.UpdateStrategy.PriorityStrategy = &appsv1alpha1.UpdatePriorityStrategy{
+			OrderPriority: []appsv1alpha1.UpdatePriorityOrderTerm{{OrderedKey: "rank"}},
+		}
+	})
+	waitReady(t, cs)
+	rec := record(t, ns, nil)
+	modify(t, cs, setImage("example.com/app:v2"))
+	cur := waitReady(t, cs)
+	order := rec.updateOrder(cur.Status.UpdateRevision)
+	want := []string{ps[3].Name, ps[2].Name, ps[1].Name, ps[0].Name}
+	if fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Fatalf("orderPriority: updated in order %v, want %v", order, want)
+	}
+
+	// scatterStrategy spreads the two group=x pods across the order.
+	patchPod(t, ns, ps[0].Name, `{"metadata":{"labels":{"group":"x"}}}`)
+	patchPod(t, ns, ps[1].Name, `{"metadata":{"labels":{"group":"x"}}}`)
+	rec2 := record(t, ns, nil)
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+		c.Spec.UpdateStrategy.PriorityStrategy = nil
+		c.Spec.UpdateStrategy.ScatterStrategy = appsv1alpha1.UpdateScatterStrategy{{Key: "group", Value: "x"}}
+		c.Spec.Template.Spec.Containers[0].Image = "example.com/app:v3"
+	})
+	cur = waitReady(t, cs)
+	order = rec2.updateOrder(cur.Status.UpdateRevision)
+	if len(order) != 4 {
+		t.Fatalf("want 4 pods updated, saw %v", order)
+	}
+	x := map[string]bool{ps[0].Name: true, ps[1].Name: true}
+	if x[order[0]] == x[order[1]] || x[order[2]] == x[order[3]] {
+		t.Fatalf("scatter: group=x pods %v not spread across the update order %v", []string{ps[0].Name, ps[1].Name}, order)
+	}
+}
+
+func TestLifecycleHooks(t *testing.T) {
+	t.Parallel()
+	ns := framework.Namespace(t)
+	const hold = "e2e.drover.dev/hold"
+	cs := create(t, newCloneSet(ns, "hooks", 2, inPlace, func(c *appsv1alpha1.CloneSet) {
+		c.Spec.Template.Labels[hold] = "true"
+		c.Spec.Lifecycle = &appsv1alpha1.Lifecycle{
+			PreDelete:     &appsv1alpha1.LifecycleHook{LabelsHandler: map[string]string{hold: "true"}, MarkPodNotReady: true},
+			InPlaceUpdate: &appsv1alpha1.LifecycleHook{FinalizersHandler: []string{"e2e.drover.dev/inplace"}},
+		}
+	}))
+	waitReady(t, cs)
+	ctx := context.Background()
+
+	// preDelete: the pod waits in PreparingDelete, not ready, until released.
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Replicas = ptr.To[int32](1) })
+	var held corev1.Pod
+	framework.Eventually(t, timeout, func() error {
+		for _, p := range pods(t, cs) {
+			if lifecycle.StateOf(&p) == appsv1alpha1.LifecycleStatePreparingDelete && !podstate.IsReady(&p) {
+				held = p
+				return nil
+			}
+		}
+		return errors.New("no pod in PreparingDelete and not ready")
+	})
+	time.Sleep(2 * time.Second)
+	if p := getPod(t, ns, held.Name); p == nil || p.DeletionTimestamp != nil {
+		t.Fatal("a hooked pod must not be deleted")
+	}
+	patchPod(t, ns, held.Name, fmt.Sprintf(`{"metadata":{"labels":{%q:null}}}`, hold))
+	framework.Eventually(t, timeout, func() error {
+		if p := getPod(t, ns, held.Name); p != nil && p.DeletionTimestamp == nil {
+			return errors.New("released pod not deleted")
+		}
+		return nil
+	})
+
+	// inPlaceUpdate: a finalizer holds the pod in PreparingUpdate.
+	remaining := pods(t, cs)[0]
+	patchPod(t, ns, remaining.Name, `{"metadata":{"finalizers":["e2e.drover.dev/inplace"]}}`)
+	modify(t, cs, setImage("example.com/app:v2"))
+	framework.Eventually(t, timeout, func() error {
+		p := getPod(t, ns, remaining.Name)
+		if lifecycle.StateOf(p) != appsv1alpha1.LifecycleStatePreparingUpdate {
+			return fmt.Errorf("state %s", lifecycle.StateOf(p))
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second)
+	if p := getPod(t, ns, remaining.Name); p.Spec.Containers[0].Image != "example.com/app:v1" {
+		t.Fatal("a hooked pod must not be updated")
+	}
+	patchPod(t, ns, remaining.Name, `{"metadata":{"finalizers":null}}`)
+	framework.Eventually(t, timeout, func() error {
+		p := getPod(t, ns, remaining.Name)
+		if p.Spec.Containers[0].Image != "example.com/app:v2" || lifecycle.StateOf(p) != appsv1alpha1.LifecycleStateUpdated {
+			return fmt.Errorf("image %s state %s", p.Spec.Containers[0].Image, lifecycle.StateOf(p))
+		}
+		return nil
+	})
+	// Setting the hook again returns the pod to Normal.
+	patchPod(t, ns, remaining.Name, `{"metadata":{"finalizers":["e2e.drover.dev/inplace"]}}`)
+	framework.Eventually(t, timeout, func() error {
+		if s := lifecycle.StateOf(getPod(t, ns, remaining.Name)); s != appsv1alpha1.LifecycleStateNormal {
+			return fmt.Errorf("state %s", s)
+		}
+		return nil
+	})
+	patchPod(t, ns, remaining.Name, `{"metadata":{"finalizers":null}}`)
+	_ = ctx
+}
+
+func TestPVCReuse(t *testing.T) {
+	t.Parallel()
+	ns := framework.Namespace(t)
+	node := firstNode(t)
+	withClaims := func(c *appsv1alpha1.CloneSet) {
+		// Claims stay unbound without a provisioner; binding the pods to a
+		// node skips the scheduler's volume check.
+		c.Spec.Template.Spec.NodeName = node
+		c.Spec.VolumeClaimTemplates = []corev1.PersistentVolumeClaim{{
+			ObjectMeta: metav1.ObjectMeta{Name: "data"},
+			Spec: corev1.PersistentVolumeClaimSpec{
+				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")}},
+			},
+		}}
+	}
+	cs := create(t, newCloneSet(ns, "pvc", 2, withClaims))
+	waitReady(t, cs)
+	before := pods(t, cs)
+	claims := claimUIDs(t, ns)
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "A", Value: "b"}} })
+	waitReady(t, cs)
+	after := pods(t, cs)
+	if fmt.Sprint(names(before)) != fmt.Sprint(names(after)) {
+		t.Fatalf("recreated pods must keep their names to reuse claims: %v -> %v", names(before), names(after))
+	}
+	for i := range after {
+		if after[i].UID == before[i].UID {
+			t.Fatalf("pod %s was not recreated", after[i].Name)
+		}
+	}
+	if got := claimUIDs(t, ns); fmt.Sprint(got) != fmt.Sprint(claims) {
+		t.Fatalf("claims replaced: %v -> %v", claims, got)
+	}
+
+	// With disablePVCReuse a recreated pod gets new claims.
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+		c.Spec.ScaleStrategy.DisablePVCReuse = true
+		c.Spec.Template.Spec.Containers[0].Env[0].Value = "c"
+	})
+	waitReady(t, cs)
+	framework.Eventually(t, timeout, func() error {
+		got := claimUIDs(t, ns)
+		if len(got) != 2 {
+			return fmt.Errorf("want 2 claims, have %v", got)
+		}
+		for n := range got {
+			if _, ok := claims[n]; ok {
+				return fmt.Errorf("claim %s survived", n)
+			}
+		}
+		return nil
+	})
+}
+
+func TestHPAScalesThroughScaleSubresource(t *testing.T) {
+	t.Parallel()
+	ns := framework.Namespace(t)
+	cs := create(t, newCloneSet(ns, "hpa", 1))
+	waitReady(t, cs)
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Name: "hpa", Namespace: ns},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps.drover.dev/v1alpha1", Kind: "CloneSet", Name: "hpa"},
+			MinReplicas:    ptr.To[int32](3),
+			MaxReplicas:    5,
+		},
+	}
+	if err := framework.Client().Create(context.Background(), hpa); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, 2*timeout, func() error {
+		cur := get(t, cs)
+		if ptr.Deref(cur.Spec.Replicas, 0) != 3 || cur.Status.AvailableReplicas != 3 {
+			return fmt.Errorf("replicas %d, available %d", ptr.Deref(cur.Spec.Replicas, 0), cur.Status.AvailableReplicas)
+		}
+		return nil
+	})
+}
+
+func TestKubectlScaleAndWaitReady(t *testing.T) {
+	t.Parallel()
+	ns := framework.Namespace(t)
+	cs := create(t, newCloneSet(ns, "kubectl", 1))
+	kubectl(t, "-n", ns, "wait", "--for=condition=Ready", "cloneset/kubectl", "--timeout=90s")
+	kubectl(t, "-n", ns, "scale", "cloneset/kubectl", "--replicas=3")
+	kubectl(t, "-n", ns, "wait", "--for=jsonpath={.status.availableReplicas}=3", "cloneset/kubectl", "--timeout=90s")
+	kubectl(t, "-n", ns, "wait", "--for=condition=Ready", "cloneset/kubectl", "--timeout=90s")
+	out := kubectl(t, "-n", ns, "get", "cloneset", "kubectl")
+	for _, col := range []string{"DESIRED", "UPDATED", "READY", "AVAILABLE", "AGE"} {
+		if !strings.Contains(out, col) {
+			t.Fatalf("printer columns lack %s:\n%s", col, out)
+		}
+	}
+	if got := get(t, cs); got.Status.Replicas != 3 {
+		t.Fatalf("status replicas %d", got.Status.Replicas)
+	}
+}
+
+func kubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("kubectl", append([]string{"--kubeconfig", framework.Cluster().KubeconfigPath()}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func patchPod(t *testing.T, ns, name, patch string) {
+	t.Helper()
+	p := &corev1.Pod{}
+	p.Namespace, p.Name = ns, name
+	if err := framework.Client().Patch(context.Background(), p, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+		t.Fatalf("patch pod %s: %v", name, err)
+	}
+}
+
+func getPod(t *testing.T, ns, name string) *corev1.Pod {
+	t.Helper()
+	p := &corev1.Pod{}
+	if err := framework.Client().Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, p); err != nil {
+		return nil
+	}
+	return p
+}
+
+func firstNode(t *testing.T) string {
+	t.Helper()
+	var nodes corev1.NodeList
+	if err := framework.Client().List(context.Background(), &nodes); err != nil || len(nodes.Items) == 0 {
+		t.Fatalf("list nodes: %v", err)
+	}
+	return nodes.Items[0].Name
+}
+
+func claimUIDs(t *testing.T, ns string) map[string]string {
+	t.Helper()
+	var list corev1.PersistentVolumeClaimList
+	if err := framework.Client().List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, c := range list.Items {
+		if c.DeletionTimestamp == nil {
+			out[c.Name] = string(c.UID)
+		}
+	}
+	return out
+}
+
