@@ -45,7 +45,7 @@ vet: ## go vet.
 
 .PHONY: unit
 unit: tools ## Unit and integration (envtest) tests.
-	go test $(GO_TEST_FLAGS) ./api/... ./internal/... ./cmd/... ./charts/...
+	go test $(GO_TEST_FLAGS) ./api/... ./config/... ./internal/... ./cmd/... ./test/chart/...
 
 .PHONY: e2e
 e2e: tools build ## End-to-end tests on a kwok cluster.

@@ -365,3 +365,64 @@ func TestPodsToDeleteWithLowerReplicas(t *testing.T) {
 		t.Fatalf("podsToDelete with lower replicas must not be replaced: %d pods", n)
 	}
 }
+
+func TestProgressDeadlineExceeded(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	cs := newCloneSet(ns, "slow", 2)
+	cs.Spec.ProgressDeadlineSeconds = ptr.To[int32](2)
+	if err := k8s.Create(ctx, cs); err != nil {
+		t.Fatal(err)
+	}
+	// No kubelet runs the pods: the CloneSet cannot become available.
+	got := &appsv1alpha1.CloneSet{}
+	eventually(t, "ProgressDeadlineExceeded", func() (bool, string) {
+		_ = k8s.Get(ctx, client.ObjectKeyFromObject(cs), got)
+		c := meta.FindStatusCondition(got.Status.Conditions, appsv1alpha1.ConditionProgressing)
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == appsv1alpha1.ReasonProgressDeadlineExceeded, fmt.Sprintf("%+v", c)
+	})
+	if c := meta.FindStatusCondition(got.Status.Conditions, appsv1alpha1.ConditionStalled); c == nil || c.Status != metav1.ConditionTrue {
+		t.Fatalf("deadline exceeded must set Stalled, got %+v", c)
+	}
+	if meta.IsStatusConditionTrue(got.Status.Conditions, appsv1alpha1.ConditionReconciling) {
+		t.Fatal("a stalled CloneSet is not Reconciling")
+	}
+	// Progress clears it.
+	kubeletRun(t, cs)
+	eventually(t, "Ready after progress", func() (bool, string) {
+		_ = k8s.Get(ctx, client.ObjectKeyFromObject(cs), got)
+		return meta.IsStatusConditionTrue(got.Status.Conditions, appsv1alpha1.ConditionReady) &&
+			meta.IsStatusConditionFalse(got.Status.Conditions, appsv1alpha1.ConditionStalled), fmt.Sprintf("%+v", got.Status.Conditions)
+	})
+}
+
+func TestAdoptsMatchingOrphans(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	// A pod left behind by a CloneSet deleted with --cascade=orphan.
+	orphan := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "adopt-orphan", Namespace: ns, Labels: map[string]string{
+			"app": "adopt", appsv1alpha1.LabelWorkload: cloneset.Kind, appsv1alpha1.LabelInstanceID: "orphn",
+		}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1"}}},
+	}
+	if err := k8s.Create(ctx, orphan); err != nil {
+		t.Fatal(err)
+	}
+	cs := newCloneSet(ns, "adopt", 2)
+	// The orphan has no revision label, so it counts as an old revision;
+	// pausing keeps it from being replaced by the update.
+	cs.Spec.UpdateStrategy.Paused = true
+	if err := k8s.Create(ctx, cs); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "adoption", func() (bool, string) {
+		p := &corev1.Pod{}
+		_ = k8s.Get(ctx, client.ObjectKeyFromObject(orphan), p)
+		return metav1.IsControlledBy(p, cs), fmt.Sprint(p.OwnerReferences)
+	})
+	time.Sleep(500 * time.Millisecond)
+	if n := len(podsOf(t, cs)); n != 2 {
+		t.Fatalf("the adopted pod counts toward replicas: want 2 pods, have %d", n)
+	}
+}

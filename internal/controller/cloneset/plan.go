@@ -141,7 +141,14 @@ func computePlan(in planInput) plan {
 		p.deletes = append(p.deletes, scaleDown(in, rest, n-desired, u-(t.updated+p.surge), o-t.old)...)
 		return p
 	}
-	if len(p.deletes) > 0 || !updating {
+	// Pods waiting in their preDelete hook do not hold the update back;
+	// a fresh deletion does (availability is judged on pods that exist).
+	for _, d := range p.deletes {
+		if !d.view.deleting {
+			return p
+		}
+	}
+	if !updating {
 		return p
 	}
 	planUpdate(in, &p, rest, o-t.old)
@@ -151,24 +158,43 @@ func computePlan(in planInput) plan {
 // scaleDown picks excess pods, preferring those of whichever revision is
 // over its target, in rank order.
 func scaleDown(in planInput, pods []*podView, excess, extraUpdated, extraOld int32) []podDelete {
+	// Available pods may go only while replicas-maxUnavailable stay
+	// available; unavailable pods are free. A user lowering replicas has
+	// the surplus in the budget already.
+	var available int32
+	for _, v := range pods {
+		if v.available {
+			available++
+		}
+	}
+	budget := available - (in.replicas - in.maxUnavailable)
 	ranked := in.rank(pods)
 	chosen := make(map[*podView]bool, excess)
 	var out []podDelete
-	take := func(v *podView) {
+	take := func(v *podView) bool {
+		if v.available {
+			if budget <= 0 {
+				return false
+			}
+			budget--
+		}
 		chosen[v] = true
 		out = append(out, podDelete{view: v, reason: deleteScaleDown})
 		excess--
+		return true
 	}
 	for _, v := range ranked {
 		if excess == 0 {
 			break
 		}
 		if v.updated && extraUpdated > 0 {
-			extraUpdated--
-			take(v)
+			if take(v) {
+				extraUpdated--
+			}
 		} else if !v.updated && extraOld > 0 {
-			extraOld--
-			take(v)
+			if take(v) {
+				extraOld--
+			}
 		}
 	}
 	for _, v := range ranked {

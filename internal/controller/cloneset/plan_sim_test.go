@@ -566,7 +566,6 @@ func TestSimRollingUpdateSequences(t *testing.T) {
 // TestSimRollingUpdateInPlaceSurge: the in-place configurations with
 // maxSurge >= 2 left out of TestSimRollingUpdateSequences.
 func TestSimRollingUpdateInPlaceSurge(t *testing.T) {
-	t.Skip("bug: scaleDown ignores maxUnavailable: when in-place pods are relabelled the surge shrinks and available old pods are deleted (see TestPlanScaleDownKeepsAvailability)")
 	var cfgs []simConfig
 	for _, cfg := range simRolloutConfigs() {
 		if simHitsSurgeScaleDownBug(cfg) {
@@ -611,7 +610,6 @@ func TestSimScale(t *testing.T) {
 
 // TestSimRollingUpdatePauseToggle pauses and resumes the update at random.
 func TestSimRollingUpdatePauseToggle(t *testing.T) {
-	t.Skip("bug: scaleDown ignores maxUnavailable: pausing while surge pods exist deletes available old pods (see TestPlanScaleDownKeepsAvailability)")
 	var cfgs []simConfig
 	for _, cfg := range simRolloutConfigs() {
 		cfg.togglePause = true

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -15,6 +16,9 @@ import (
 	"github.com/drover-dev/drover/internal/inplace"
 	"github.com/drover-dev/drover/internal/podstate"
 )
+
+// conflictRetry is how soon a reconcile whose status write conflicted runs again.
+const conflictRetry = 250 * time.Millisecond
 
 // counts summarises pods for status.
 func counts(views []*podView) (s appsv1alpha1.CloneSetStatus, inFlight int32) {
@@ -74,7 +78,15 @@ func (r *Reconciler) updateStatus(ctx context.Context, cs *appsv1alpha1.CloneSet
 	}
 	patched := cs.DeepCopy()
 	patched.Status = st
-	if err := r.Client.Status().Patch(ctx, patched, client.MergeFrom(cs)); err != nil {
+	// Optimistic locking: a merge patch computed from a stale copy would
+	// leave fields that did not change from that copy at their newer
+	// values, mixing two reconciles' counts.
+	if err := r.Client.Status().Patch(ctx, patched, client.MergeFromWithOptions(cs, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsConflict(err) {
+			// The cache lags our last status write; status events do not
+			// requeue (generation predicate), so come back shortly.
+			return conflictRetry, nil
+		}
 		return 0, fmt.Errorf("writing status: %w", err)
 	}
 	return wait, nil
