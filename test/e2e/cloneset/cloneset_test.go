@@ -594,3 +594,44 @@ func claimUIDs(t *testing.T, ns string) map[string]string {
 	return out
 }
 
+
+func TestInPlaceResizeWithoutRestart(t *testing.T) {
+	t.Parallel()
+	ns := framework.Namespace(t)
+	cs := create(t, newCloneSet(ns, "resize", 2, inPlace, func(c *appsv1alpha1.CloneSet) {
+		c.Spec.Template.Spec.Containers[0].Resources = corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")},
+			Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("200m")},
+		}
+	}))
+	waitReady(t, cs)
+	old := uids(pods(t, cs))
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+		c.Spec.Template.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("150m")
+		c.Spec.Template.Spec.Containers[0].Resources.Limits[corev1.ResourceCPU] = resource.MustParse("300m")
+	})
+	cur := waitReady(t, cs)
+	framework.Eventually(t, timeout, func() error {
+		for _, p := range pods(t, cs) {
+			s := containerStatus(&p, "app")
+			if s.Resources == nil || s.Resources.Limits.Cpu().String() != "300m" {
+				return fmt.Errorf("%s: status resources %+v", p.Name, s.Resources)
+			}
+		}
+		return nil
+	})
+	for _, p := range pods(t, cs) {
+		if old[p.Name] != string(p.UID) {
+			t.Fatalf("pod %s recreated for a resize", p.Name)
+		}
+		if r := containerStatus(&p, "app").RestartCount; r != 0 {
+			t.Fatalf("pod %s restarted (%d) for a resize", p.Name, r)
+		}
+		if p.Labels[revision.LabelRevisionHash] != cur.Status.UpdateRevision {
+			t.Fatalf("pod %s not on the new revision", p.Name)
+		}
+		if q := p.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU]; q.String() != "150m" {
+			t.Fatalf("pod %s spec not resized: %s", p.Name, q.String())
+		}
+	}
+}
