@@ -426,3 +426,28 @@ func TestAdoptsMatchingOrphans(t *testing.T) {
 		t.Fatalf("the adopted pod counts toward replicas: want 2 pods, have %d", n)
 	}
 }
+
+func TestRepairsMissingReadinessGate(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	cs := newCloneSet(ns, "repair", 1)
+	if err := k8s.Create(ctx, cs); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "gate True", func() (bool, string) {
+		ps := podsOf(t, cs)
+		return len(ps) == 1 && inplace.GateStatus(&ps[0]) == corev1.ConditionTrue, ""
+	})
+	// As if the manager had stopped between creating the pod and opening
+	// its gate.
+	p := podsOf(t, cs)[0]
+	p.Status.Conditions = nil
+	if err := k8s.Status().Update(ctx, &p); err != nil {
+		t.Fatal(err)
+	}
+	kubeletRun(t, cs) // a status change wakes the controller
+	eventually(t, "gate repaired", func() (bool, string) {
+		ps := podsOf(t, cs)
+		return len(ps) == 1 && inplace.GateStatus(&ps[0]) == corev1.ConditionTrue, fmt.Sprint(ps[0].Status.Conditions)
+	})
+}

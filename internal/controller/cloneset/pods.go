@@ -344,3 +344,34 @@ func (r *Reconciler) pruneHistory(ctx context.Context, cs *appsv1alpha1.CloneSet
 	}
 	return nil
 }
+
+// repairPods fixes pods left half-way by an interrupted reconcile or a
+// changed spec: a pod created without its readiness gate set (the manager
+// stopped between the two writes), and a pod waiting in PreparingUpdate for
+// an update that is no longer needed (the template went back).
+func (r *Reconciler) repairPods(ctx context.Context, cs *appsv1alpha1.CloneSet, views []*podView) error {
+	var repair []*podView
+	for _, v := range views {
+		if v.pod.DeletionTimestamp != nil || v.updating {
+			continue
+		}
+		missingGate := inplace.HasGate(v.pod) && inplace.GateStatus(v.pod) == ""
+		staleHold := v.updated && lifecycle.StateOf(v.pod) == appsv1alpha1.LifecycleStatePreparingUpdate && !inplace.InFlight(v.pod)
+		if missingGate || staleHold {
+			repair = append(repair, v)
+		}
+	}
+	key := ownerKey(cs)
+	return parallel(ctx, r.WriteConcurrency, repair, func(ctx context.Context, v *podView) error {
+		pod := v.pod.DeepCopy()
+		var labels map[string]any
+		if lifecycle.StateOf(pod) == appsv1alpha1.LifecycleStatePreparingUpdate {
+			labels = map[string]any{appsv1alpha1.LabelLifecycleState: string(appsv1alpha1.LifecycleStateNormal)}
+		}
+		if err := inplace.SetGate(ctx, r.Client, pod, corev1.ConditionTrue, "Repaired", nil, r.Clock.Now(), labels); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		r.Expectations.ExpectUpdate(key, pod.Name, pod.ResourceVersion)
+		return nil
+	})
+}

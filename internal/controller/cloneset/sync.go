@@ -124,6 +124,11 @@ func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *obs
 		"createCurrent", p.createCurrent, "deletes", len(p.deletes), "inPlace", len(p.inPlace), "surge", p.surge, "blocked", p.blocked)
 
 	var errs []error
+	// Repairs go first: an in-place update planned below may take the
+	// same pod's gate down again.
+	if err := r.repairPods(ctx, cs, views); err != nil {
+		errs = append(errs, err)
+	}
 	if err := r.deletePods(ctx, cs, p.deletes, o); err != nil {
 		errs = append(errs, err)
 	}
