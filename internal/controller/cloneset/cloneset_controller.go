@@ -58,6 +58,11 @@ type Reconciler struct {
 	InPlace      *inplace.Engine
 	// WriteConcurrency bounds the parallel pod writes of one reconcile.
 	WriteConcurrency int
+	// StatusInterval is the shortest time between two status writes that
+	// only move pod counters (conditions and revisions are written at once).
+	StatusInterval time.Duration
+
+	statusWrites *writeLimiter
 }
 
 // Options configure SetupWithManager.
@@ -84,6 +89,10 @@ func (r *Reconciler) setup(mgr manager.Manager, concurrency int) error {
 	if r.WriteConcurrency <= 0 {
 		r.WriteConcurrency = 64
 	}
+	if r.StatusInterval <= 0 {
+		r.StatusInterval = time.Second
+	}
+	r.statusWrites = newWriteLimiter(r.StatusInterval)
 	idx := mgr.GetFieldIndexer()
 	ctx := context.Background()
 	if err := idx.IndexField(ctx, &corev1.Pod{}, ownership.IndexController, ownership.ControllerUID); err != nil {
@@ -110,6 +119,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := r.Client.Get(ctx, req.NamespacedName, cs); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Expectations.DeleteOwner(req.String())
+			r.statusWrites.forget(req.String())
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, fmt.Errorf("reading CloneSet: %w", err)

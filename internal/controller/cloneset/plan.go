@@ -23,6 +23,8 @@ type podView struct {
 	updating bool
 	// deleting: chosen for deletion earlier and waiting in its preDelete hook.
 	deleting bool
+	// inFlight: an in-place update (toward any revision) has not finished.
+	inFlight bool
 }
 
 // planInput is everything the planner needs, already resolved to numbers.

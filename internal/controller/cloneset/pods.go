@@ -356,7 +356,7 @@ func (r *Reconciler) repairPods(ctx context.Context, cs *appsv1alpha1.CloneSet, 
 			continue
 		}
 		missingGate := inplace.HasGate(v.pod) && inplace.GateStatus(v.pod) == ""
-		staleHold := v.updated && lifecycle.StateOf(v.pod) == appsv1alpha1.LifecycleStatePreparingUpdate && !inplace.InFlight(v.pod)
+		staleHold := v.updated && lifecycle.StateOf(v.pod) == appsv1alpha1.LifecycleStatePreparingUpdate && !v.inFlight
 		if missingGate || staleHold {
 			repair = append(repair, v)
 		}

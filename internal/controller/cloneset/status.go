@@ -3,6 +3,7 @@ package cloneset
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -13,7 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
-	"github.com/drover-dev/drover/internal/inplace"
 	"github.com/drover-dev/drover/internal/podstate"
 )
 
@@ -43,7 +43,7 @@ func counts(views []*podView) (s appsv1alpha1.CloneSetStatus, inFlight int32) {
 				s.UpdatedAvailableReplicas++
 			}
 		}
-		if inplace.InFlight(v.pod) {
+		if v.inFlight {
 			inFlight++
 		}
 	}
@@ -76,6 +76,14 @@ func (r *Reconciler) updateStatus(ctx context.Context, cs *appsv1alpha1.CloneSet
 	if apiequality.Semantic.DeepEqual(cs.Status, st) {
 		return wait, nil
 	}
+	key := ownerKey(cs)
+	if !significant(&cs.Status, &st) {
+		// Only counters moved: during a large update they move on nearly
+		// every pod event, so they are written at most once per interval.
+		if left := r.statusWrites.wait(key, now); left > 0 {
+			return minPositive(wait, left), nil
+		}
+	}
 	patched := cs.DeepCopy()
 	patched.Status = st
 	// Optimistic locking: a merge patch computed from a stale copy would
@@ -89,7 +97,62 @@ func (r *Reconciler) updateStatus(ctx context.Context, cs *appsv1alpha1.CloneSet
 		}
 		return 0, fmt.Errorf("writing status: %w", err)
 	}
+	r.statusWrites.wrote(key, now)
 	return wait, nil
+}
+
+// significant reports whether a status change must be written at once:
+// anything but the pod counters (and the Progressing condition's time).
+func significant(old, cur *appsv1alpha1.CloneSetStatus) bool {
+	if old.ObservedGeneration != cur.ObservedGeneration || old.CurrentRevision != cur.CurrentRevision ||
+		old.UpdateRevision != cur.UpdateRevision || old.LabelSelector != cur.LabelSelector ||
+		old.ExpectedUpdatedReplicas != cur.ExpectedUpdatedReplicas ||
+		!apiequality.Semantic.DeepEqual(old.CollisionCount, cur.CollisionCount) ||
+		len(old.Conditions) != len(cur.Conditions) {
+		return true
+	}
+	for _, c := range cur.Conditions {
+		o := meta.FindStatusCondition(old.Conditions, c.Type)
+		if o == nil || o.Status != c.Status || o.Reason != c.Reason || o.ObservedGeneration != c.ObservedGeneration {
+			return true
+		}
+	}
+	return false
+}
+
+// writeLimiter remembers when each CloneSet's status was last written.
+type writeLimiter struct {
+	interval time.Duration
+	mu       sync.Mutex
+	last     map[string]time.Time
+}
+
+func newWriteLimiter(interval time.Duration) *writeLimiter {
+	return &writeLimiter{interval: interval, last: map[string]time.Time{}}
+}
+
+// wait returns how long until key may be written again (0: now).
+func (l *writeLimiter) wait(key string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t, ok := l.last[key]; ok {
+		if left := t.Add(l.interval).Sub(now); left > 0 {
+			return left
+		}
+	}
+	return 0
+}
+
+func (l *writeLimiter) wrote(key string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.last[key] = now
+}
+
+func (l *writeLimiter) forget(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.last, key)
 }
 
 // setConditions computes the kstatus conditions (Ready, Reconciling,

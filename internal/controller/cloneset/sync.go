@@ -161,13 +161,14 @@ func (r *Reconciler) views(cs *appsv1alpha1.CloneSet, o *observed, update string
 	for _, p := range o.pods {
 		v := &podView{pod: p, revision: p.Labels[revision.LabelRevisionHash]}
 		v.updated = v.revision == update
-		state, hasState := inplace.StateOf(p)
-		v.updating = hasState && state.Revision == update && state.Phase != inplace.PhaseDone
+		state, hasState := inplace.StateOf(p) // parsed once per pod and reconcile
+		v.inFlight = hasState && state.Phase != inplace.PhaseDone
+		v.updating = v.inFlight && state.Revision == update
 		avail, w := podstate.Available(p, cs.Spec.MinReadySeconds, now)
 		if w > 0 && (wait == 0 || w < wait) {
 			wait = w
 		}
-		v.available = avail && podstate.ContainersReady(p) && !inplace.InFlight(p) && inplace.GateStatus(p) != corev1.ConditionFalse
+		v.available = avail && podstate.ContainersReady(p) && !v.inFlight && inplace.GateStatus(p) != corev1.ConditionFalse
 		v.deleting = lifecycle.StateOf(p) == appsv1alpha1.LifecycleStatePreparingDelete
 		out = append(out, v)
 	}
