@@ -177,9 +177,11 @@ func setConditions(cs *appsv1alpha1.CloneSet, st *appsv1alpha1.CloneSetStatus, i
 		cs.Status.Replicas != st.Replicas || cs.Status.ReadyReplicas != st.ReadyReplicas ||
 		cs.Status.AvailableReplicas != st.AvailableReplicas || cs.Status.UpdatedReplicas != st.UpdatedReplicas ||
 		cs.Status.UpdatedAvailableReplicas != st.UpdatedAvailableReplicas
-	activity := appsv1alpha1.ReasonUpdating
-	if st.Replicas != replicas || !scaled {
-		activity = appsv1alpha1.ReasonScaling
+	// Updating while pods move to the update revision, Scaling while pods
+	// are created, deleted or becoming available.
+	activity := appsv1alpha1.ReasonScaling
+	if st.Replicas == replicas && !updated {
+		activity = appsv1alpha1.ReasonUpdating
 	}
 	summary := fmt.Sprintf("%d/%d updated, %d/%d available", st.UpdatedReplicas, st.ExpectedUpdatedReplicas, st.AvailableReplicas, replicas)
 

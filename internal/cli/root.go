@@ -1,0 +1,166 @@
+// Package cli implements the drover command line (also the kubectl plugin
+// `kubectl drover`): version, get, set image and playground.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/drover-dev/drover/internal/manager"
+	"github.com/drover-dev/drover/internal/version"
+)
+
+// Streams are the command's standard input, output and error.
+type Streams = genericiooptions.IOStreams
+
+// StdStreams returns the process's standard streams.
+func StdStreams() Streams {
+	return Streams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+}
+
+// Factory gives commands what they need to talk to a cluster. The default
+// one reads the standard kubeconfig flags; tests substitute their own.
+type Factory interface {
+	// RESTConfig is the client configuration of the selected context.
+	RESTConfig() (*rest.Config, error)
+	// Client is a controller-runtime client knowing Drover's types.
+	Client() (client.Client, error)
+	// Namespace is -n/--namespace, else the context's namespace, else "default".
+	Namespace() (string, error)
+}
+
+// kubeFactory is the Factory backed by the kubeconfig flags.
+type kubeFactory struct {
+	flags *genericclioptions.ConfigFlags
+}
+
+func (f *kubeFactory) RESTConfig() (*rest.Config, error) {
+	cfg, err := f.flags.ToRESTConfig()
+	if err != nil {
+		return nil, fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.UserAgent = "drover/" + version.Get()
+	return cfg, nil
+}
+
+func (f *kubeFactory) Client() (client.Client, error) {
+	cfg, err := f.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	scheme, err := manager.Scheme()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("creating client: %w", err)
+	}
+	return c, nil
+}
+
+func (f *kubeFactory) Namespace() (string, error) {
+	ns, _, err := f.flags.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return "", fmt.Errorf("reading the namespace from kubeconfig: %w", err)
+	}
+	return ns, nil
+}
+
+// DisplayName is how the program is invoked: "kubectl drover" when the
+// executable is named kubectl-drover (kubectl's plugin convention), else
+// "drover".
+func DisplayName(arg0 string) string {
+	base := strings.TrimSuffix(filepath.Base(arg0), ".exe")
+	if strings.HasPrefix(base, "kubectl-") {
+		return "kubectl " + strings.ReplaceAll(strings.TrimPrefix(base, "kubectl-"), "_", "-")
+	}
+	return "drover"
+}
+
+// Main runs the command line with args (os.Args) and returns the exit code.
+func Main(ctx context.Context, args []string, streams Streams) int {
+	name := "drover"
+	if len(args) > 0 {
+		name = DisplayName(args[0])
+	}
+	cmd := NewRootCommand(streams, name, nil)
+	if len(args) > 0 {
+		cmd.SetArgs(args[1:])
+	}
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(streams.ErrOut, "error: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// NewRootCommand builds the command tree. name is the display name
+// ("drover" or "kubectl drover"); factory nil means the kubeconfig flags.
+func NewRootCommand(streams Streams, name string, factory Factory) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "drover",
+		Short: "Drover: advanced workloads and progressive delivery for Kubernetes",
+		Long: `Drover manages CloneSets and other advanced workloads, updating pods in place,
+partition by partition.
+
+Run "` + name + ` playground" to try it on a local simulated cluster.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: name},
+		// Without a subcommand, print help rather than an error.
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.ErrOut)
+	root.CompletionOptions.HiddenDefaultCmd = true
+
+	if factory == nil {
+		flags := genericclioptions.NewConfigFlags(true).WithDeprecatedPasswordFlag().WithDiscoveryBurst(300).WithDiscoveryQPS(50)
+		flags.AddFlags(root.PersistentFlags())
+		factory = &kubeFactory{flags: flags}
+	}
+	env := &cmdEnv{streams: streams, name: name, factory: factory}
+
+	root.AddCommand(
+		newVersionCommand(env),
+		newGetCommand(env),
+		newSetCommand(env),
+		newPlaygroundCommand(env),
+		newReaperCommand(),
+	)
+	return root
+}
+
+// cmdEnv is what every subcommand shares.
+type cmdEnv struct {
+	streams Streams
+	name    string // display name, for examples and hints
+	factory Factory
+}
+
+// examples formats example lines, replacing "drover" with the display name.
+func (e *cmdEnv) examples(lines ...string) string {
+	var b strings.Builder
+	for i, l := range lines {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		if strings.HasPrefix(l, "drover ") {
+			l = e.name + strings.TrimPrefix(l, "drover")
+		}
+		b.WriteString("  " + l)
+	}
+	return b.String()
+}
