@@ -37,7 +37,9 @@ func TestDiff(t *testing.T) {
 		}, true, "", 0, 1, false},
 		{"command", func(p *corev1.PodTemplateSpec) { p.Spec.Containers[0].Command = []string{"other"} }, false, "spec.containers[0].command[0]", 0, 0, false},
 		{"env", func(p *corev1.PodTemplateSpec) { p.Spec.Containers[1].Env = []corev1.EnvVar{{Name: "A", Value: "b"}} }, false, "spec.containers[1].env", 0, 0, false},
-		{"new container", func(p *corev1.PodTemplateSpec) { p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "x"}) }, false, "spec.containers", 0, 0, false},
+		{"new container", func(p *corev1.PodTemplateSpec) {
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "x"})
+		}, false, "spec.containers", 0, 0, false},
 		{"plain init image", func(p *corev1.PodTemplateSpec) {}, true, "", 0, 0, false},
 		{"sidecar init image", func(p *corev1.PodTemplateSpec) {
 			p.Spec.InitContainers[0].Image = "proxy:2"

@@ -65,7 +65,7 @@ func runningPod(t *testing.T, name string, tpl *corev1.PodTemplateSpec) *corev1.
 			// A kubelet that supports resize reports resources; the API
 			// server refuses a resize otherwise.
 			Resources: c.Resources.DeepCopy(),
-			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}},
+			State:     corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}},
 		})
 	}
 	pod.Status.Conditions = []corev1.PodCondition{{Type: inplace.GateType, Status: corev1.ConditionTrue}}

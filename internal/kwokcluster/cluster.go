@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +24,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/drover-dev/drover/internal/freeport"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -172,7 +173,7 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 	if stages == nil {
 		stages = kwokstages.Stages()
 	}
-	ports, err := freePorts(6)
+	ports, err := freeport.Loopback(6)
 	if err != nil {
 		return err
 	}
@@ -421,21 +422,6 @@ func randomName() (string, error) {
 		return "", fmt.Errorf("kwokcluster: random name: %w", err)
 	}
 	return "drover-" + hex.EncodeToString(b), nil
-}
-
-// freePorts asks the kernel for n distinct free loopback ports. The
-// listeners are held until all ports are chosen so none repeats.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("kwokcluster: free port: %w", err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // splitYAML splits a multi-document YAML stream into its non-empty documents.

@@ -96,9 +96,9 @@ func TestStartStopLeavesNothing(t *testing.T) {
 	}
 
 	c := clusters[0]
-	if len(processesMentioning(c.Name())) < 5 {
+	if len(Processes(c.Name())) < 5 {
 		t.Errorf("expected etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok running for %s, found pids %v",
-			c.Name(), processesMentioning(c.Name()))
+			c.Name(), Processes(c.Name()))
 	}
 	if err := c.ScaleNodes(ctx, 3); err != nil {
 		t.Fatal(err)
@@ -132,7 +132,7 @@ func TestStartStopLeavesNothing(t *testing.T) {
 		if err := c.Stop(ctx); err != nil {
 			t.Errorf("stop %s: %v", c.Name(), err)
 		}
-		if pids := processesMentioning(c.Name()); len(pids) > 0 {
+		if pids := Processes(c.Name()); len(pids) > 0 {
 			t.Errorf("processes of %s still running after Stop: %v", c.Name(), pids)
 		}
 		if _, err := os.Stat(dir); !os.IsNotExist(err) {

@@ -13,9 +13,10 @@ import (
 	"time"
 )
 
-// processesMentioning lists the pids (other than this process) whose command
-// line contains s. It reads /proc and returns nothing where there is none.
-func processesMentioning(s string) []int {
+// Processes lists the pids (other than this process) whose command line
+// contains s, such as a cluster's directory. It reads /proc and returns
+// nothing where there is none.
+func Processes(s string) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -42,7 +43,7 @@ func processesMentioning(s string) []int {
 // contains s (a directory unique to one cluster): SIGTERM first, SIGKILL
 // after a grace period, and waits until they are gone.
 func killProcessesMentioning(ctx context.Context, s string) error {
-	pids := processesMentioning(s)
+	pids := Processes(s)
 	if len(pids) == 0 {
 		return nil
 	}
@@ -50,15 +51,15 @@ func killProcessesMentioning(ctx context.Context, s string) error {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for len(processesMentioning(s)) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+	for len(Processes(s)) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(50 * time.Millisecond)
 	}
-	for _, pid := range processesMentioning(s) {
+	for _, pid := range Processes(s) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	deadline = time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		left := processesMentioning(s)
+		left := Processes(s)
 		if len(left) == 0 {
 			return nil
 		}
@@ -66,7 +67,7 @@ func killProcessesMentioning(ctx context.Context, s string) error {
 		// but has an empty command line, so it no longer matches.
 		time.Sleep(50 * time.Millisecond)
 	}
-	if left := processesMentioning(s); len(left) > 0 {
+	if left := Processes(s); len(left) > 0 {
 		return fmt.Errorf("kwokcluster: processes %v still running after SIGKILL", left)
 	}
 	return nil

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/drover-dev/drover/internal/freeport"
+
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -213,7 +215,7 @@ func (s *session) run(ctx context.Context) (err error) {
 
 	p.printf("[4/5] starting the Drover manager in this process ... ")
 	mo := manager.Defaults()
-	ports, err := freePorts(2)
+	ports, err := freeport.Loopback(2)
 	if err != nil {
 		return err
 	}
@@ -311,7 +313,7 @@ func (s *session) cleanup() error {
 		errs = append(errs, fmt.Errorf("playground: removing %s: %w", env.Dir, err))
 	}
 	s.stopReaper()
-	if left := processesMentioning(env.Dir); len(left) > 0 {
+	if left := kwokcluster.Processes(env.Dir); len(left) > 0 {
 		errs = append(errs, fmt.Errorf("playground: processes %v of cluster %s are still running", left, env.ClusterName))
 	} else if len(errs) == 0 {
 		p.printf("  %s removed; nothing left running\n", env.Dir)

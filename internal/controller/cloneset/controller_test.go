@@ -322,7 +322,9 @@ func TestInPlaceOnlyRefusesAndTouchesNothing(t *testing.T) {
 		before[p.Name] = p.ResourceVersion
 	}
 	got := &appsv1alpha1.CloneSet{}
-	modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Template.Spec.Containers[0].Command = []string{"serve", "--new"} })
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+		c.Spec.Template.Spec.Containers[0].Command = []string{"serve", "--new"}
+	})
 	eventually(t, "InPlaceUpdateBlocked", func() (bool, string) {
 		_ = k8s.Get(ctx, client.ObjectKeyFromObject(cs), got)
 		c := meta.FindStatusCondition(got.Status.Conditions, appsv1alpha1.ConditionInPlaceUpdateBlocked)

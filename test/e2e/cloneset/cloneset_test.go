@@ -463,7 +463,9 @@ func TestPVCReuse(t *testing.T) {
 	waitReady(t, cs)
 	before := pods(t, cs)
 	claims := claimUIDs(t, ns)
-	modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "A", Value: "b"}} })
+	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+		c.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "A", Value: "b"}}
+	})
 	waitReady(t, cs)
 	after := pods(t, cs)
 	if fmt.Sprint(names(before)) != fmt.Sprint(names(after)) {
@@ -593,7 +595,6 @@ func claimUIDs(t *testing.T, ns string) map[string]string {
 	}
 	return out
 }
-
 
 func TestInPlaceResizeWithoutRestart(t *testing.T) {
 	t.Parallel()

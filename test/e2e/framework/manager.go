@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/drover-dev/drover/internal/freeport"
 )
 
 const (
@@ -108,7 +109,7 @@ func (m *ManagerProcess) Start() error {
 	if m.Running() {
 		return errors.New("manager already running")
 	}
-	ports, err := freeLoopbackPorts(2)
+	ports, err := freeport.Loopback(2)
 	if err != nil {
 		return err
 	}
@@ -212,19 +213,6 @@ func waitHealthy(ctx context.Context, addr string, exited <-chan struct{}) error
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-}
-
-func freeLoopbackPorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("free port: %w", err)
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 func logTail(path string, n int) string {
