@@ -44,12 +44,13 @@ vet: ## go vet.
 	go vet ./...
 
 .PHONY: unit
-unit: tools ## Unit and integration (envtest) tests.
-	go test $(GO_TEST_FLAGS) ./api/... ./config/... ./internal/... ./cmd/... ./test/chart/...
+unit: tools ## Unit and integration (envtest) tests, with the race detector.
+	go test -race $(GO_TEST_FLAGS) ./api/... ./config/... ./internal/... ./cmd/... ./test/chart/...
 
 .PHONY: e2e
-e2e: tools build ## End-to-end tests on a kwok cluster.
-	go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) ./test/e2e/...
+e2e: tools build ## End-to-end tests on a kwok cluster, against a race-detector build of the manager.
+	go build -race -o $(BIN)/drover-manager-race ./cmd/drover-manager
+	DROVER_MANAGER=$(BIN)/drover-manager-race go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) ./test/e2e/...
 
 .PHONY: test
 test: tools verify-generated vet unit e2e ## Everything: generated-code check, vet, unit, integration, end-to-end.

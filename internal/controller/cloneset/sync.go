@@ -35,15 +35,24 @@ type syncResult struct {
 	views        []*podView
 }
 
-// templates decodes revision templates once per reconcile.
+// templates decodes revision templates once per reconcile. It is used by
+// parallel pod workers, so its caches are guarded.
 type templates struct {
 	byName map[string]*appsv1.ControllerRevision
+	update *appsv1.ControllerRevision
+
+	mu     sync.Mutex
 	cache  map[string]*corev1.PodTemplateSpec
 	change map[string]inplace.Change
-	update *appsv1.ControllerRevision
 }
 
 func (t *templates) template(name string) (*corev1.PodTemplateSpec, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.templateLocked(name)
+}
+
+func (t *templates) templateLocked(name string) (*corev1.PodTemplateSpec, error) {
 	if tpl, ok := t.cache[name]; ok {
 		return tpl, nil
 	}
@@ -62,13 +71,15 @@ func (t *templates) template(name string) (*corev1.PodTemplateSpec, error) {
 // changeTo returns the change from revision name to the update revision; a
 // pod whose revision is unknown (pruned or foreign) cannot go in place.
 func (t *templates) changeTo(name string) inplace.Change {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if c, ok := t.change[name]; ok {
 		return c
 	}
 	c := inplace.Change{Blocker: "revision " + name + " is no longer in history"}
-	from, err := t.template(name)
+	from, err := t.templateLocked(name)
 	if err == nil {
-		to, err2 := t.template(t.update.Name)
+		to, err2 := t.templateLocked(t.update.Name)
 		if err2 == nil {
 			c = inplace.Diff(from, to)
 		}
