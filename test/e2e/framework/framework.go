@@ -130,8 +130,30 @@ func Run(m *testing.M, opts Options) int {
 		}()
 		code = m.Run()
 	}()
+	if race := managerRaces(); race != "" {
+		fmt.Fprintf(os.Stderr, "e2e: the manager reported a data race:\n%s\n", race)
+		code = 1
+	}
 	teardown(os.Getenv(keepEnv) == "1", code != 0)
 	return code
+}
+
+// managerRaces returns the first data race report in the manager's log
+// ("" when none): e2e runs may use a manager built with -race.
+func managerRaces() string {
+	m := suite.manager
+	if m == nil || m.logPath == "" {
+		return ""
+	}
+	b, err := os.ReadFile(m.logPath)
+	if err != nil {
+		return ""
+	}
+	i := strings.Index(string(b), "WARNING: DATA RACE")
+	if i < 0 {
+		return ""
+	}
+	return string(b[i:min(len(b), i+4000)])
 }
 
 func setup(ctx context.Context, opts Options) error {
