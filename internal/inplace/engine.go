@@ -54,6 +54,11 @@ func StateOf(pod *corev1.Pod) (State, bool) {
 	if !ok {
 		return State{}, false
 	}
+	return ParseState(raw)
+}
+
+// ParseState decodes the value of the state annotation.
+func ParseState(raw string) (State, bool) {
 	var s State
 	if err := json.Unmarshal([]byte(raw), &s); err != nil {
 		return State{}, false
@@ -75,7 +80,12 @@ type Engine struct {
 
 // Request asks the engine to move a pod to a revision.
 type Request struct {
+	// Pod is only read, never modified: it may be the informer cache's own
+	// object. Writes go through a patch naming the pod.
 	Pod *corev1.Pod
+	// State is the pod's parsed state annotation when the caller has it
+	// (nil: the engine parses it).
+	State *State
 	// Revision is the target revision name (the pod's new revision label).
 	Revision string
 	Change   Change
@@ -100,7 +110,13 @@ type Result struct {
 // steps that are due.
 func (e *Engine) Update(ctx context.Context, req Request) (Result, error) {
 	pod := req.Pod
-	state, ok := StateOf(pod)
+	var state State
+	var ok bool
+	if req.State != nil {
+		state, ok = *req.State, true
+	} else {
+		state, ok = StateOf(pod)
+	}
 	if !ok || state.Revision != req.Revision {
 		if pod.Labels[revision.LabelRevisionHash] == req.Revision && (!ok || state.Phase == PhaseDone) {
 			return Result{Done: true}, nil
@@ -216,7 +232,7 @@ func (e *Engine) writeSpec(ctx context.Context, pod *corev1.Pod, req Request, st
 		if err != nil {
 			return "", fmt.Errorf("encoding resize: %w", err)
 		}
-		if err := e.Client.SubResource("resize").Patch(ctx, pod, client.RawPatch(types.StrategicMergePatchType, body)); err != nil {
+		if err := e.Client.SubResource("resize").Patch(ctx, shell(pod), client.RawPatch(types.StrategicMergePatchType, body)); err != nil {
 			return "", fmt.Errorf("resizing pod %s: %w", pod.Name, err)
 		}
 	}
@@ -267,10 +283,11 @@ func (e *Engine) writeSpec(ctx context.Context, pod *corev1.Pod, req Request, st
 	if err != nil {
 		return "", fmt.Errorf("encoding in-place patch: %w", err)
 	}
-	if err := e.Client.Patch(ctx, pod, client.RawPatch(types.StrategicMergePatchType, body)); err != nil {
+	target := shell(pod)
+	if err := e.Client.Patch(ctx, target, client.RawPatch(types.StrategicMergePatchType, body)); err != nil {
 		return "", fmt.Errorf("updating pod %s in place: %w", pod.Name, err)
 	}
-	return pod.ResourceVersion, nil
+	return target.ResourceVersion, nil
 }
 
 // patchStatus sets the InPlaceUpdateReady condition and records state in
@@ -284,8 +301,5 @@ func (e *Engine) patchStatus(ctx context.Context, pod *corev1.Pod, status corev1
 		}
 		annotations = map[string]any{appsv1alpha1.AnnotationInPlaceUpdateState: string(b)}
 	}
-	if err := SetGate(ctx, e.Client, pod, status, reason, annotations, e.Clock.Now(), nil); err != nil {
-		return "", err
-	}
-	return pod.ResourceVersion, nil
+	return SetGate(ctx, e.Client, pod, status, reason, annotations, e.Clock.Now(), nil)
 }

@@ -51,8 +51,8 @@ func HasGate(pod *corev1.Pod) bool {
 
 // SetGate writes the InPlaceUpdateReady condition, and optional annotation
 // and label changes (nil values remove keys), in one pods/status patch. pod
-// is updated with the server's answer.
-func SetGate(ctx context.Context, c client.Client, pod *corev1.Pod, status corev1.ConditionStatus, reason string, annotations map[string]any, now time.Time, labels map[string]any) error {
+// is only read; the pod's new resourceVersion is returned.
+func SetGate(ctx context.Context, c client.Client, pod *corev1.Pod, status corev1.ConditionStatus, reason string, annotations map[string]any, now time.Time, labels map[string]any) (string, error) {
 	cond := map[string]any{
 		"type":               string(GateType),
 		"status":             string(status),
@@ -75,10 +75,17 @@ func SetGate(ctx context.Context, c client.Client, pod *corev1.Pod, status corev
 	}
 	body, err := json.Marshal(patch)
 	if err != nil {
-		return fmt.Errorf("encoding readiness gate patch: %w", err)
+		return "", fmt.Errorf("encoding readiness gate patch: %w", err)
 	}
-	if err := c.Status().Patch(ctx, pod, client.RawPatch(types.StrategicMergePatchType, body)); err != nil {
-		return fmt.Errorf("setting %s=%s on pod %s: %w", GateType, status, pod.Name, err)
+	target := shell(pod)
+	if err := c.Status().Patch(ctx, target, client.RawPatch(types.StrategicMergePatchType, body)); err != nil {
+		return "", fmt.Errorf("setting %s=%s on pod %s: %w", GateType, status, pod.Name, err)
 	}
-	return nil
+	return target.ResourceVersion, nil
+}
+
+// shell is an empty pod naming pod, to receive a patch's answer without
+// copying (or touching) the pod it was computed from.
+func shell(pod *corev1.Pod) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace}}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -57,18 +58,20 @@ func Hooked(hook *appsv1alpha1.LifecycleHook, pod *corev1.Pod) bool {
 
 // SetState labels the pod with a lifecycle state. With markNotReady the
 // InPlaceUpdateReady gate is set False in the same write (a pods/status
-// patch carries the label too). pod is updated with the server's answer.
-func SetState(ctx context.Context, c client.Client, pod *corev1.Pod, state appsv1alpha1.LifecycleState, markNotReady bool, now time.Time) error {
+// patch carries the label too). pod is only read; the pod's new
+// resourceVersion is returned.
+func SetState(ctx context.Context, c client.Client, pod *corev1.Pod, state appsv1alpha1.LifecycleState, markNotReady bool, now time.Time) (string, error) {
 	labels := map[string]any{appsv1alpha1.LabelLifecycleState: string(state)}
 	if markNotReady && inplace.HasGate(pod) {
 		return inplace.SetGate(ctx, c, pod, corev1.ConditionFalse, "Lifecycle"+string(state), nil, now, labels)
 	}
 	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels}})
 	if err != nil {
-		return fmt.Errorf("encoding lifecycle patch: %w", err)
+		return "", fmt.Errorf("encoding lifecycle patch: %w", err)
 	}
-	if err := c.Patch(ctx, pod, client.RawPatch(types.MergePatchType, body)); err != nil {
-		return fmt.Errorf("setting lifecycle state %s on pod %s: %w", state, pod.Name, err)
+	target := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace}}
+	if err := c.Patch(ctx, target, client.RawPatch(types.MergePatchType, body)); err != nil {
+		return "", fmt.Errorf("setting lifecycle state %s on pod %s: %w", state, pod.Name, err)
 	}
-	return nil
+	return target.ResourceVersion, nil
 }

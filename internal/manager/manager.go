@@ -27,8 +27,10 @@ import (
 // Options configure the manager.
 type Options struct {
 	MetricsAddr, ProbeAddr string
-	LeaderElect            bool
-	LeaderElectionNS       string
+	// PprofAddr serves net/http/pprof when set ("" or "0" disables it).
+	PprofAddr        string
+	LeaderElect      bool
+	LeaderElectionNS string
 	// Concurrency is the number of workloads reconciled in parallel per controller.
 	Concurrency int
 	// PodWriteConcurrency bounds the parallel pod writes of one reconcile.
@@ -72,6 +74,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:  o.ProbeAddr,
+		PprofBindAddress:        o.PprofAddr,
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        "drover-manager.drover.dev",
 		LeaderElectionNamespace: o.LeaderElectionNS,
@@ -93,9 +96,10 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 }
 
 // cacheOptions trims the informer cache: managedFields are dropped from
-// every object, and pods, claims and revisions are cached only when a
-// Drover workload created them (label apps.drover.dev/workload), so pods
-// Drover does not own cost it no memory.
+// every object, pods keep only the fields the controllers read (trimPod),
+// and pods, claims and revisions are cached only when a Drover workload
+// created them (label apps.drover.dev/workload), so pods Drover does not
+// own cost it no memory.
 func cacheOptions() (cache.Options, error) {
 	owned, err := labels.NewRequirement(appsv1alpha1.LabelWorkload, selection.Exists, nil)
 	if err != nil {
@@ -105,7 +109,7 @@ func cacheOptions() (cache.Options, error) {
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}:                   {Label: sel},
+			&corev1.Pod{}:                   {Label: sel, Transform: trimPod},
 			&corev1.PersistentVolumeClaim{}: {Label: sel},
 			&appsv1.ControllerRevision{}:    {Label: sel},
 		},

@@ -63,6 +63,7 @@ type Reconciler struct {
 	StatusInterval time.Duration
 
 	statusWrites *writeLimiter
+	states       *stateCache
 }
 
 // Options configure SetupWithManager.
@@ -93,6 +94,7 @@ func (r *Reconciler) setup(mgr manager.Manager, concurrency int) error {
 		r.StatusInterval = time.Second
 	}
 	r.statusWrites = newWriteLimiter(r.StatusInterval)
+	r.states = newStateCache()
 	idx := mgr.GetFieldIndexer()
 	ctx := context.Background()
 	if err := idx.IndexField(ctx, &corev1.Pod{}, ownership.IndexController, ownership.ControllerUID); err != nil {
@@ -120,6 +122,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		if apierrors.IsNotFound(err) {
 			r.Expectations.DeleteOwner(req.String())
 			r.statusWrites.forget(req.String())
+			r.states.forget(req.String())
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, fmt.Errorf("reading CloneSet: %w", err)

@@ -4,6 +4,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 
+	"github.com/drover-dev/drover/internal/inplace"
+
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 )
 
@@ -25,6 +27,9 @@ type podView struct {
 	deleting bool
 	// inFlight: an in-place update (toward any revision) has not finished.
 	inFlight bool
+	// state is the pod's parsed in-place state (when hasState).
+	state    inplace.State
+	hasState bool
 }
 
 // planInput is everything the planner needs, already resolved to numbers.

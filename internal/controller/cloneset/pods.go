@@ -112,10 +112,11 @@ func (r *Reconciler) createPod(ctx context.Context, cs *appsv1alpha1.CloneSet, t
 	}
 	// Pods start with their readiness gate open: a gate's condition can
 	// only be written once the pod exists.
-	if err := inplace.SetGate(ctx, r.Client, pod, corev1.ConditionTrue, "PodCreated", nil, r.Clock.Now(), nil); err != nil {
+	rv, err := inplace.SetGate(ctx, r.Client, pod, corev1.ConditionTrue, "PodCreated", nil, r.Clock.Now(), nil)
+	if err != nil {
 		return err
 	}
-	r.Expectations.ExpectUpdate(key, pod.Name, pod.ResourceVersion)
+	r.Expectations.ExpectUpdate(key, pod.Name, rv)
 	return nil
 }
 
@@ -212,19 +213,15 @@ func (r *Reconciler) deletePods(ctx context.Context, cs *appsv1alpha1.CloneSet, 
 	key := ownerKey(cs)
 	var deleted atomic.Int32
 	err := parallel(ctx, r.WriteConcurrency, deletes, func(ctx context.Context, d podDelete) error {
-		pod := d.view.pod.DeepCopy()
+		pod := d.view.pod // the cache's object: read only
 		if hook != nil && lifecycle.StateOf(pod) != appsv1alpha1.LifecycleStatePreparingDelete {
-			if err := lifecycle.SetState(ctx, r.Client, pod, appsv1alpha1.LifecycleStatePreparingDelete, hook.MarkPodNotReady, r.Clock.Now()); err != nil {
-				return err
-			}
-			r.Expectations.ExpectUpdate(key, pod.Name, pod.ResourceVersion)
-			return nil
+			return r.setLifecycle(ctx, key, pod, appsv1alpha1.LifecycleStatePreparingDelete, hook.MarkPodNotReady)
 		}
 		if lifecycle.Hooked(hook, pod) {
 			return nil // waiting for the hook's owner to release the pod
 		}
 		r.Expectations.ExpectDelete(key, pod.Name, pod.UID)
-		if err := r.Client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID}); err != nil && !apierrors.IsNotFound(err) {
+		if err := r.Client.Delete(ctx, pod.DeepCopy(), client.Preconditions{UID: &pod.UID}); err != nil && !apierrors.IsNotFound(err) {
 			r.Expectations.Forget(key, pod.Name)
 			return fmt.Errorf("deleting pod %s: %w", pod.Name, err)
 		}
@@ -279,7 +276,7 @@ func (r *Reconciler) updateInPlace(ctx context.Context, cs *appsv1alpha1.CloneSe
 	var wait syncMin
 	var started atomic.Int32
 	err := parallel(ctx, r.WriteConcurrency, work, func(ctx context.Context, v *podView) error {
-		pod := v.pod.DeepCopy()
+		pod := v.pod // the cache's object: read only
 		state := lifecycle.StateOf(pod)
 		if hook != nil {
 			switch {
@@ -298,9 +295,11 @@ func (r *Reconciler) updateInPlace(ctx context.Context, cs *appsv1alpha1.CloneSe
 		if !v.updating {
 			started.Add(1)
 		}
-		res, err := r.InPlace.Update(ctx, inplace.Request{
-			Pod: pod, Revision: t.update.Name, Change: t.changeTo(v.revision), GracePeriod: grace,
-		})
+		req := inplace.Request{Pod: pod, Revision: t.update.Name, Change: t.changeTo(v.revision), GracePeriod: grace}
+		if v.hasState {
+			req.State = &v.state
+		}
+		res, err := r.InPlace.Update(ctx, req)
 		if res.ResourceVersion != "" {
 			r.Expectations.ExpectUpdate(key, pod.Name, res.ResourceVersion)
 		}
@@ -320,10 +319,11 @@ func (r *Reconciler) updateInPlace(ctx context.Context, cs *appsv1alpha1.CloneSe
 }
 
 func (r *Reconciler) setLifecycle(ctx context.Context, key string, pod *corev1.Pod, s appsv1alpha1.LifecycleState, notReady bool) error {
-	if err := lifecycle.SetState(ctx, r.Client, pod, s, notReady, r.Clock.Now()); err != nil {
+	rv, err := lifecycle.SetState(ctx, r.Client, pod, s, notReady, r.Clock.Now())
+	if err != nil {
 		return err
 	}
-	r.Expectations.ExpectUpdate(key, pod.Name, pod.ResourceVersion)
+	r.Expectations.ExpectUpdate(key, pod.Name, rv)
 	return nil
 }
 
@@ -363,15 +363,16 @@ func (r *Reconciler) repairPods(ctx context.Context, cs *appsv1alpha1.CloneSet, 
 	}
 	key := ownerKey(cs)
 	return parallel(ctx, r.WriteConcurrency, repair, func(ctx context.Context, v *podView) error {
-		pod := v.pod.DeepCopy()
+		pod := v.pod
 		var labels map[string]any
 		if lifecycle.StateOf(pod) == appsv1alpha1.LifecycleStatePreparingUpdate {
 			labels = map[string]any{appsv1alpha1.LabelLifecycleState: string(appsv1alpha1.LifecycleStateNormal)}
 		}
-		if err := inplace.SetGate(ctx, r.Client, pod, corev1.ConditionTrue, "Repaired", nil, r.Clock.Now(), labels); err != nil {
+		rv, err := inplace.SetGate(ctx, r.Client, pod, corev1.ConditionTrue, "Repaired", nil, r.Clock.Now(), labels)
+		if err != nil {
 			return client.IgnoreNotFound(err)
 		}
-		r.Expectations.ExpectUpdate(key, pod.Name, pod.ResourceVersion)
+		r.Expectations.ExpectUpdate(key, pod.Name, rv)
 		return nil
 	})
 }

@@ -169,12 +169,13 @@ func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *obs
 func (r *Reconciler) views(cs *appsv1alpha1.CloneSet, o *observed, update string, now time.Time) ([]*podView, time.Duration) {
 	var wait time.Duration
 	out := make([]*podView, 0, len(o.pods))
-	for _, p := range o.pods {
+	states := r.states.states(ownerKey(cs), o.pods)
+	for i, p := range o.pods {
 		v := &podView{pod: p, revision: p.Labels[revision.LabelRevisionHash]}
 		v.updated = v.revision == update
-		state, hasState := inplace.StateOf(p) // parsed once per pod and reconcile
-		v.inFlight = hasState && state.Phase != inplace.PhaseDone
-		v.updating = v.inFlight && state.Revision == update
+		v.state, v.hasState = states[i].state, states[i].ok
+		v.inFlight = v.hasState && v.state.Phase != inplace.PhaseDone
+		v.updating = v.inFlight && v.state.Revision == update
 		avail, w := podstate.Available(p, cs.Spec.MinReadySeconds, now)
 		if w > 0 && (wait == 0 || w < wait) {
 			wait = w
