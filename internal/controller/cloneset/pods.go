@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
@@ -232,7 +233,11 @@ func (r *Reconciler) deletePods(ctx context.Context, cs *appsv1alpha1.CloneSet, 
 		return nil
 	})
 	if n := deleted.Load(); n > 0 {
-		r.Recorder.Eventf(cs, nil, corev1.EventTypeNormal, "SuccessfulDelete", "Delete", "deleted %d pods", n)
+		// Notes carry no counts, so the recorder folds repeats into one
+		// event series instead of writing an event per reconcile; the
+		// counts are in the log.
+		ctrl.LoggerFrom(ctx).Info("deleted pods", "count", n)
+		r.Recorder.Eventf(cs, nil, corev1.EventTypeNormal, "SuccessfulDelete", "Delete", "deleted pods")
 	}
 	return err
 }
@@ -313,7 +318,8 @@ func (r *Reconciler) updateInPlace(ctx context.Context, cs *appsv1alpha1.CloneSe
 		return nil
 	})
 	if n := started.Load(); n > 0 {
-		r.Recorder.Eventf(cs, nil, corev1.EventTypeNormal, "InPlaceUpdate", "Update", "updating %d pods in place to %s", n, t.update.Name)
+		ctrl.LoggerFrom(ctx).Info("started in-place updates", "count", n, "revision", t.update.Name)
+		r.Recorder.Eventf(cs, nil, corev1.EventTypeNormal, "InPlaceUpdate", "Update", "updating pods in place to revision %s", t.update.Name)
 	}
 	return wait.get(), err
 }

@@ -150,7 +150,8 @@ func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *obs
 			errs = append(errs, err)
 		}
 		if created > 0 {
-			r.Recorder.Eventf(cs, nil, corev1.EventTypeNormal, "SuccessfulCreate", "Scale", "created %d pods", created)
+			log.Info("created pods", "count", created)
+			r.Recorder.Eventf(cs, nil, corev1.EventTypeNormal, "SuccessfulCreate", "Scale", "created pods")
 		}
 	}
 	after, err := r.updateInPlace(ctx, cs, views, p.inPlace, t)
