@@ -87,13 +87,21 @@ func (s *Store) ExpectDelete(owner, name string, uid types.UID) {
 	s.set(owner, name, expectation{kind: remove, uid: uid})
 }
 
-// ExpectUpdate records that a write to name returned resourceVersion.
+// ExpectUpdate records that a write to name returned resourceVersion. A
+// write to an object whose creation the cache has not shown yet keeps
+// waiting for the object to appear, at that version or later.
 func (s *Store) ExpectUpdate(owner, name, resourceVersion string) {
 	rv, err := strconv.ParseUint(resourceVersion, 10, 64)
 	if err != nil {
 		return // an opaque version cannot be compared; do not wait for it
 	}
-	s.set(owner, name, expectation{kind: update, resourceVersion: rv})
+	k := update
+	s.mu.Lock()
+	if prev, ok := s.owners[owner][name]; ok && prev.kind == create {
+		k = create
+	}
+	s.mu.Unlock()
+	s.set(owner, name, expectation{kind: k, resourceVersion: rv})
 }
 
 // Forget drops the expectation on name, after a write that failed.
@@ -134,14 +142,20 @@ func (s *Store) Satisfied(owner string, lookup Lookup) (bool, []string) {
 func observed(e expectation, o Observed) bool {
 	switch e.kind {
 	case create:
-		return o.Exists
+		return o.Exists && atLeast(o.ResourceVersion, e.resourceVersion)
 	case remove:
 		return !o.Exists || o.UID != e.uid || o.Terminating
 	default:
-		if !o.Exists {
-			return true
-		}
-		rv, err := strconv.ParseUint(o.ResourceVersion, 10, 64)
-		return err != nil || rv >= e.resourceVersion
+		// An updated object that is gone was deleted by someone else.
+		return !o.Exists || atLeast(o.ResourceVersion, e.resourceVersion)
 	}
+}
+
+// atLeast reports whether resourceVersion is at least want (0: any).
+func atLeast(resourceVersion string, want uint64) bool {
+	if want == 0 {
+		return true
+	}
+	rv, err := strconv.ParseUint(resourceVersion, 10, 64)
+	return err != nil || rv >= want
 }

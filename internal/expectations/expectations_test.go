@@ -66,3 +66,21 @@ func TestTimeoutAndForget(t *testing.T) {
 		t.Fatal("expired expectation must be dropped")
 	}
 }
+
+// A pod created and then written (its readiness gate opened) must still be
+// waited for: the cache may show neither yet, and an update expectation
+// alone would take its absence for a deletion.
+func TestWriteAfterCreateStillWaitsForTheObject(t *testing.T) {
+	s := New(clocktesting.NewFakePassiveClock(time.Now()), 0)
+	s.ExpectCreate("o", "p")
+	s.ExpectUpdate("o", "p", "42")
+	if ok, _ := s.Satisfied("o", cache{}.lookup); ok {
+		t.Fatal("a created pod missing from the cache must be pending")
+	}
+	if ok, _ := s.Satisfied("o", cache{"p": {Exists: true, ResourceVersion: "41"}}.lookup); ok {
+		t.Fatal("the pod at the version before the write must be pending")
+	}
+	if ok, _ := s.Satisfied("o", cache{"p": {Exists: true, ResourceVersion: "42"}}.lookup); !ok {
+		t.Fatal("the pod at the written version satisfies")
+	}
+}
