@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"testing"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
@@ -84,4 +86,23 @@ func Start() (*Env, error) {
 // Stop stops the API server and etcd.
 func (e *Env) Stop() error {
 	return e.env.Stop()
+}
+
+// Main runs a test binary against a started API server: it starts one,
+// hands a direct (uncached) client to use, runs the tests and stops it. Use
+// it from TestMain: os.Exit(testenv.Main(m, func(c client.Client) { k8s = c })).
+func Main(m *testing.M, use func(client.Client)) int {
+	env, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	c, err := client.New(env.Config, client.Options{Scheme: Scheme()})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	use(c)
+	return m.Run()
 }
