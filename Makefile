@@ -45,7 +45,7 @@ vet: ## go vet.
 
 .PHONY: unit
 unit: tools ## Unit and integration (envtest) tests, with the race detector.
-	go test -race $(GO_TEST_FLAGS) ./api/... ./config/... ./internal/... ./cmd/... ./test/chart/...
+	go test -race $(GO_TEST_FLAGS) ./api/... ./config/... ./internal/... ./cmd/... ./test/chart/... ./test/bench/...
 
 .PHONY: e2e
 e2e: tools build ## End-to-end tests on a kwok cluster, against a race-detector build of the manager.
