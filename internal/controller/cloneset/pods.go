@@ -40,13 +40,18 @@ func (r *Reconciler) createPods(ctx context.Context, cs *appsv1alpha1.CloneSet, 
 		}
 		specs = append(specs, newPodSpec{rev: rev, id: id})
 	}
+	create := func(ctx context.Context, s newPodSpec) error { return r.createPod(ctx, cs, t, s) }
 	created := 0
-	for batch := 1; len(specs) > 0; batch = min(2*batch, r.WriteConcurrency) {
+	// Slow start: batches of 1, 2, 4, ... so that a create that fails
+	// (quota, admission) fails a few times, not n times. Once a batch as
+	// large as the write concurrency has succeeded, the rest go through the
+	// worker pool without waiting for each batch's slowest write.
+	for batch := 1; len(specs) > 0; batch *= 2 {
 		n := min(batch, len(specs))
-		err := parallel(ctx, r.WriteConcurrency, specs[:n], func(ctx context.Context, s newPodSpec) error {
-			return r.createPod(ctx, cs, t, s)
-		})
-		if err != nil {
+		if batch > r.WriteConcurrency {
+			n = len(specs)
+		}
+		if err := parallel(ctx, r.WriteConcurrency, specs[:n], create); err != nil {
 			return created, err
 		}
 		created += n
@@ -318,8 +323,8 @@ func (r *Reconciler) updateInPlace(ctx context.Context, cs *appsv1alpha1.CloneSe
 		return nil
 	})
 	if n := started.Load(); n > 0 {
+		// Waves are logged; the update's start is one event (sync.go).
 		ctrl.LoggerFrom(ctx).Info("started in-place updates", "count", n, "revision", t.update.Name)
-		r.Recorder.Eventf(cs, nil, corev1.EventTypeNormal, "InPlaceUpdate", "Update", "updating pods in place to revision %s", t.update.Name)
 	}
 	return wait.get(), err
 }

@@ -97,6 +97,10 @@ func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *obs
 		return res, err
 	}
 	res.update, res.collisionCount = hist.Update, hist.CollisionCount
+	if prev := cs.Status.UpdateRevision; prev != "" && prev != hist.Update.Name {
+		// One event an update, however many waves it takes.
+		r.Recorder.Eventf(cs, nil, corev1.EventTypeNormal, "UpdateStarted", "Update", "updating from revision %s to %s", prev, hist.Update.Name)
+	}
 	t := &templates{byName: map[string]*appsv1.ControllerRevision{}, cache: map[string]*corev1.PodTemplateSpec{},
 		change: map[string]inplace.Change{}, update: hist.Update}
 	for _, h := range hist.History {
