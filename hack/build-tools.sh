@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds every binary the tests and the playground need, from the Go module
 # proxy only: the control plane (kube-apiserver, kube-controller-manager,
-# kube-scheduler, etcd) from k8s.io/kubernetes, kwok/kwokctl, controller-gen
-# and helm.
+# kube-scheduler, etcd) from k8s.io/kubernetes, kwok/kwokctl, controller-gen,
+# helm and kubectl.
 #
 # Each group of binaries is cached outside the work tree, keyed by its pinned
 # version (and the Go version), so a fresh clone on the same machine reuses
@@ -66,6 +66,15 @@ build_controllergen() {
   GOBIN="$out" go install sigs.k8s.io/controller-tools/cmd/controller-gen@${CONTROLLER_TOOLS_VERSION}
 }
 
+build_kubectl() {
+  (
+    cd hack/tools/kubectl
+    CGO_ENABLED=0 go build -trimpath -o "$out/kubectl" -ldflags "-s -w \
+      -X k8s.io/component-base/version.gitVersion=${KUBE_VERSION} \
+      -X k8s.io/client-go/pkg/version.gitVersion=${KUBE_VERSION}" .
+  )
+}
+
 build_helm() {
   CGO_ENABLED=0 GOBIN="$out" go install -trimpath -ldflags "-s -w" helm.sh/helm/v3/cmd/helm@${HELM_VERSION}
 }
@@ -75,4 +84,6 @@ group controlplane "$KUBE_VERSION $cp_key" kube-apiserver kube-controller-manage
 group kwok "$KWOK_VERSION" kwok kwokctl
 group controllergen "$CONTROLLER_TOOLS_VERSION" controller-gen
 group helm "$HELM_VERSION" helm
+kubectl_key=$(cat hack/tools/kubectl/go.mod hack/tools/kubectl/go.sum hack/tools/kubectl/main.go | sha256sum)
+group kubectl "$kubectl_key" kubectl
 echo "tools ready in $root/bin" >&2

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -546,12 +547,24 @@ func TestKubectlScaleAndWaitReady(t *testing.T) {
 
 func kubectl(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("kubectl", append([]string{"--kubeconfig", framework.Cluster().KubeconfigPath()}, args...)...)
+	// The kubectl built by `make tools` (bin/kubectl), else the machine's.
+	bin := "kubectl"
+	if root, err := framework.RepoRoot(); err == nil {
+		if p := filepath.Join(root, "bin", "kubectl"); fileExists(p) {
+			bin = p
+		}
+	}
+	cmd := exec.Command(bin, append([]string{"--kubeconfig", framework.Cluster().KubeconfigPath()}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func patchPod(t *testing.T, ns, name, patch string) {
