@@ -12,7 +12,6 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/inplace"
 	"github.com/drover-dev/drover/internal/revision"
 	"github.com/drover-dev/drover/internal/testenv"
@@ -173,11 +172,5 @@ func TestResizeUsesSubresource(t *testing.T) {
 	}
 	if got.Labels[revision.LabelRevisionHash] != "web-new" {
 		t.Fatal("revision label not moved")
-	}
-}
-
-func TestStateAnnotationName(t *testing.T) {
-	if appsv1alpha1.AnnotationInPlaceUpdateState != "apps.drover.dev/inplace-update-state" {
-		t.Fatal("the state annotation is API")
 	}
 }

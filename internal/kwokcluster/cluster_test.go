@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drover-dev/drover/internal/testenv"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -17,21 +19,11 @@ import (
 // it the test is skipped, except in CI where it fails.
 func binDir(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	root, err := testenv.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-	bin := filepath.Join(dir, "bin")
+	bin := filepath.Join(root, "bin")
 	for _, b := range binaries() {
 		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
 			if os.Getenv("CI") != "" {
