@@ -198,6 +198,12 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 	return nil
 }
 
+// Workers of the kwok controller (kwok's defaults are 4 each).
+const (
+	kwokPodParallelism  = 32
+	kwokNodeParallelism = 8
+)
+
 // config renders the kwokctl configuration: binaries, ports, loopback
 // service range, followed by the Stage documents.
 func (c *Cluster) config(stages []byte) []byte {
@@ -229,6 +235,17 @@ componentsPatches:
 		c.componentPort["kwok-controller"], c.componentPort["kube-controller-manager"], c.componentPort["kube-scheduler"],
 		bin("kube-apiserver"), bin("kube-controller-manager"), bin("kube-scheduler"), bin("etcd"), bin("kwok"),
 		ServiceCIDR)
+	// One kubelet per node works on its pods concurrently; kwok's default of 4
+	// workers for the whole cluster would make the simulated kubelets, not the
+	// code under test, the bottleneck of any test with many pods.
+	fmt.Fprintf(&b, `---
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokConfiguration
+options:
+  podPlayStageParallelism: %d
+  nodePlayStageParallelism: %d
+  nodeLeaseParallelism: %d
+`, kwokPodParallelism, kwokNodeParallelism, kwokNodeParallelism)
 	for _, doc := range splitYAML(stages) {
 		b.WriteString("---\n")
 		b.WriteString(doc)
