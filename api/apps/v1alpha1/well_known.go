@@ -53,3 +53,7 @@ const (
 // creates; its value is the workload kind. The manager caches only objects
 // carrying it, so pods Drover does not own cost it no memory.
 const LabelWorkload = "apps.drover.dev/workload"
+
+// LabelBroadcastJob is set on a BroadcastJob's pods; its value is the job's
+// name (kubectl logs -l apps.drover.dev/broadcastjob=<name>).
+const LabelBroadcastJob = "apps.drover.dev/broadcastjob"
