@@ -57,3 +57,26 @@ const LabelWorkload = "apps.drover.dev/workload"
 // LabelBroadcastJob is set on a BroadcastJob's pods; its value is the job's
 // name (kubectl logs -l apps.drover.dev/broadcastjob=<name>).
 const LabelBroadcastJob = "apps.drover.dev/broadcastjob"
+
+// SidecarSet injection and upgrade records on pods.
+const (
+	// LabelSidecarSetInjected is set ("true") on every pod a SidecarSet
+	// injected. The manager caches pods carrying it (besides its own
+	// workloads' pods), so that it can upgrade their sidecars.
+	LabelSidecarSetInjected = "apps.drover.dev/sidecarset-injected"
+
+	// AnnotationSidecarSetHash records, as JSON keyed by SidecarSet name,
+	// which SidecarSets injected a pod and at which revision (see
+	// internal/webhook.Record).
+	AnnotationSidecarSetHash = "apps.drover.dev/sidecarset-hash"
+
+	// AnnotationSidecarInPlaceUpdateState is the in-place engine's state for
+	// a sidecar upgrade; a workload's own in-place updates use
+	// AnnotationInPlaceUpdateState, so the two never overwrite each other.
+	AnnotationSidecarInPlaceUpdateState = "apps.drover.dev/sidecar-inplace-update-state"
+)
+
+// LabelStatefulSet is set on every pod and claim of an Advanced
+// StatefulSet; its value is the set's name. A StatefulSet without
+// spec.selector selects its pods by this label.
+const LabelStatefulSet = "apps.drover.dev/statefulset"
