@@ -20,6 +20,8 @@ const (
 	maxValues        = 64
 	maxLabelValueLen = 63
 	maxLabelKeyLen   = 317
+	// maxOrdinalRangeLen is the length of "123456789-123456789".
+	maxOrdinalRangeLen = 19
 )
 
 func main() {
@@ -45,6 +47,12 @@ func patchFile(path string) error {
 		// Only the fields Drover's CEL rules read are bounded.
 		walk(get(spec, "selector"), "selector")
 		walk(get(spec, "template", "properties", "metadata", "properties", "labels"), "labels")
+		// StatefulSet reserveOrdinals: integers or "a-b" ranges of two
+		// 9-digit numbers (controller-gen puts no maxLength on an
+		// int-or-string).
+		if items, ok := get(spec, "reserveOrdinals", "items").(map[string]any); ok {
+			items["maxLength"] = maxOrdinalRangeLen
+		}
 	}
 	out, err := yaml.Marshal(crd)
 	if err != nil {
