@@ -4,6 +4,7 @@
 package manager
 
 import (
+	"context"
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -21,6 +22,7 @@ import (
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/controller/cloneset"
+	"github.com/drover-dev/drover/internal/ownership"
 	"github.com/drover-dev/drover/internal/version"
 )
 
@@ -82,6 +84,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	if err := ownership.RegisterIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return nil, err
 	}
 	if err := cloneset.SetupWithManager(mgr, cloneset.Options{MaxConcurrentReconciles: o.Concurrency, WriteConcurrency: o.PodWriteConcurrency}); err != nil {
 		return nil, fmt.Errorf("setting up the CloneSet controller: %w", err)

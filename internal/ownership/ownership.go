@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -85,6 +87,19 @@ func release(ctx context.Context, c client.Client, owner Owner, o client.Object)
 	patch := fmt.Appendf(nil, `{"metadata":{"ownerReferences":[{"$patch":"delete","uid":%q}],"uid":%q}}`, owner.Object.GetUID(), o.GetUID())
 	if err := c.Patch(ctx, o, client.RawPatch(types.StrategicMergePatchType, patch)); err != nil {
 		return fmt.Errorf("releasing %s: %w", o.GetName(), err)
+	}
+	return nil
+}
+
+// RegisterIndexes adds IndexController for the objects workloads own (pods,
+// claims, revisions) to a manager's cache. The manager calls it once,
+// before any controller is set up; a test that sets up controllers on its
+// own manager calls it too.
+func RegisterIndexes(ctx context.Context, idx client.FieldIndexer) error {
+	for _, obj := range []client.Object{&corev1.Pod{}, &corev1.PersistentVolumeClaim{}, &appsv1.ControllerRevision{}} {
+		if err := idx.IndexField(ctx, obj, IndexController, ControllerUID); err != nil {
+			return fmt.Errorf("indexing %T by controller: %w", obj, err)
+		}
 	}
 	return nil
 }

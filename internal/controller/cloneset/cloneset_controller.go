@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -29,9 +28,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
-	"github.com/drover-dev/drover/internal/expectations"
-	"github.com/drover-dev/drover/internal/inplace"
-	"github.com/drover-dev/drover/internal/ownership"
+	"github.com/drover-dev/drover/internal/podcontrol"
+	"github.com/drover-dev/drover/internal/workloadstatus"
 )
 
 // +kubebuilder:rbac:groups=apps.drover.dev,resources=clonesets,verbs=get;list;watch;update;patch
@@ -51,19 +49,17 @@ func gvk() schema.GroupVersionKind { return appsv1alpha1.GroupVersion.WithKind(K
 
 // Reconciler reconciles CloneSets.
 type Reconciler struct {
-	Client       client.Client
-	Clock        clock.PassiveClock
-	Recorder     events.EventRecorder
-	Expectations *expectations.Store
-	InPlace      *inplace.Engine
-	// WriteConcurrency bounds the parallel pod writes of one reconcile.
-	WriteConcurrency int
+	Client   client.Client
+	Clock    clock.PassiveClock
+	Recorder events.EventRecorder
+	// Pods writes pods (create, delete, in place) with expectations.
+	Pods *podcontrol.Control
 	// StatusInterval is the shortest time between two status writes that
 	// only move pod counters (conditions and revisions are written at once).
 	StatusInterval time.Duration
 
-	statusWrites *writeLimiter
-	states       *stateCache
+	statusWrites *workloadstatus.WriteLimiter
+	states       *podcontrol.StateCache
 }
 
 // Options configure SetupWithManager.
@@ -76,36 +72,22 @@ type Options struct {
 func SetupWithManager(mgr manager.Manager, opts Options) error {
 	clk := clock.RealClock{}
 	r := &Reconciler{
-		Client:           mgr.GetClient(),
-		Clock:            clk,
-		Recorder:         mgr.GetEventRecorder("cloneset-controller"),
-		Expectations:     expectations.New(clk, expectations.DefaultTimeout),
-		InPlace:          &inplace.Engine{Client: mgr.GetClient(), Clock: clk},
-		WriteConcurrency: opts.WriteConcurrency,
+		Client:   mgr.GetClient(),
+		Clock:    clk,
+		Recorder: mgr.GetEventRecorder("cloneset-controller"),
+		Pods:     podcontrol.New(mgr.GetClient(), clk, opts.WriteConcurrency),
 	}
 	return r.setup(mgr, opts.MaxConcurrentReconciles)
 }
 
+// setup registers the controller. The controller-UID indexes it lists by
+// are registered once for all controllers (ownership.RegisterIndexes).
 func (r *Reconciler) setup(mgr manager.Manager, concurrency int) error {
-	if r.WriteConcurrency <= 0 {
-		r.WriteConcurrency = 64
-	}
 	if r.StatusInterval <= 0 {
 		r.StatusInterval = time.Second
 	}
-	r.statusWrites = newWriteLimiter(r.StatusInterval)
-	r.states = newStateCache()
-	idx := mgr.GetFieldIndexer()
-	ctx := context.Background()
-	if err := idx.IndexField(ctx, &corev1.Pod{}, ownership.IndexController, ownership.ControllerUID); err != nil {
-		return fmt.Errorf("indexing pods by controller: %w", err)
-	}
-	if err := idx.IndexField(ctx, &corev1.PersistentVolumeClaim{}, ownership.IndexController, ownership.ControllerUID); err != nil {
-		return fmt.Errorf("indexing claims by controller: %w", err)
-	}
-	if err := idx.IndexField(ctx, &appsv1.ControllerRevision{}, ownership.IndexController, ownership.ControllerUID); err != nil {
-		return fmt.Errorf("indexing revisions by controller: %w", err)
-	}
+	r.statusWrites = workloadstatus.NewWriteLimiter(r.StatusInterval)
+	r.states = podcontrol.NewStateCache()
 	return builder.ControllerManagedBy(mgr).
 		For(&appsv1alpha1.CloneSet{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
@@ -120,9 +102,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	cs := &appsv1alpha1.CloneSet{}
 	if err := r.Client.Get(ctx, req.NamespacedName, cs); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.Expectations.DeleteOwner(req.String())
-			r.statusWrites.forget(req.String())
-			r.states.forget(req.String())
+			r.Pods.Expectations.DeleteOwner(req.String())
+			r.statusWrites.Forget(req.String())
+			r.states.Forget(req.String())
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, fmt.Errorf("reading CloneSet: %w", err)
@@ -135,7 +117,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	if ok, pending := r.Expectations.Satisfied(req.String(), s.lookup); !ok {
+	if ok, pending := r.Pods.Expectations.Satisfied(req.String(), s.lookup); !ok {
 		// The cache has not caught up with our writes: planning now could
 		// create or delete twice. Pod events requeue us; the timer is a
 		// safety net.
@@ -151,18 +133,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if statusErr != nil {
 		return reconcile.Result{}, statusErr
 	}
-	return reconcile.Result{RequeueAfter: minPositive(res.requeueAfter, statusRequeue)}, nil
-}
-
-func minPositive(a, b time.Duration) time.Duration {
-	switch {
-	case a <= 0:
-		return b
-	case b <= 0:
-		return a
-	default:
-		return min(a, b)
-	}
+	return reconcile.Result{RequeueAfter: podcontrol.MinPositive(res.requeueAfter, statusRequeue)}, nil
 }
 
 // ownerKey is the expectations key of a CloneSet.

@@ -22,6 +22,7 @@ import (
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/controller/cloneset"
 	"github.com/drover-dev/drover/internal/inplace"
+	"github.com/drover-dev/drover/internal/ownership"
 	"github.com/drover-dev/drover/internal/revision"
 	"github.com/drover-dev/drover/internal/testenv"
 )
@@ -45,6 +46,10 @@ func run(m *testing.M) int {
 	defer func() { _ = env.Stop() }()
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: testenv.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}})
 	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := ownership.RegisterIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

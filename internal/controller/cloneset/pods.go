@@ -13,11 +13,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/inplace"
-	"github.com/drover-dev/drover/internal/lifecycle"
+	"github.com/drover-dev/drover/internal/podcontrol"
 	"github.com/drover-dev/drover/internal/revision"
 )
 
@@ -29,7 +28,7 @@ type newPodSpec struct {
 
 // createPods creates pods in slow-start batches (1, 2, 4, ...), so a
 // failing create (quota, admission) fails once rather than n times.
-func (r *Reconciler) createPods(ctx context.Context, cs *appsv1alpha1.CloneSet, o *observed, t *templates,
+func (r *Reconciler) createPods(ctx context.Context, cs *appsv1alpha1.CloneSet, o *observed, t *podcontrol.Templates,
 	update, current *appsv1.ControllerRevision, nUpdated, nCurrent int32) (int, error) {
 	ids := r.instanceIDs(cs, o, int(nUpdated+nCurrent))
 	specs := make([]newPodSpec, 0, len(ids))
@@ -48,10 +47,10 @@ func (r *Reconciler) createPods(ctx context.Context, cs *appsv1alpha1.CloneSet, 
 	// worker pool without waiting for each batch's slowest write.
 	for batch := 1; len(specs) > 0; batch *= 2 {
 		n := min(batch, len(specs))
-		if batch > r.WriteConcurrency {
+		if batch > r.Pods.WriteConcurrency {
 			n = len(specs)
 		}
-		if err := parallel(ctx, r.WriteConcurrency, specs[:n], create); err != nil {
+		if err := podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, specs[:n], create); err != nil {
 			return created, err
 		}
 		created += n
@@ -101,29 +100,15 @@ func (r *Reconciler) instanceIDs(cs *appsv1alpha1.CloneSet, o *observed, n int) 
 	return ids
 }
 
-func (r *Reconciler) createPod(ctx context.Context, cs *appsv1alpha1.CloneSet, t *templates, s newPodSpec) error {
-	tpl, err := t.template(s.rev.Name)
+func (r *Reconciler) createPod(ctx context.Context, cs *appsv1alpha1.CloneSet, t *podcontrol.Templates, s newPodSpec) error {
+	tpl, err := t.Template(s.rev.Name)
 	if err != nil {
 		return err
 	}
 	if err := r.createClaims(ctx, cs, s.id); err != nil {
 		return err
 	}
-	pod := buildPod(cs, tpl, s.rev.Name, s.id)
-	key := ownerKey(cs)
-	r.Expectations.ExpectCreate(key, pod.Name)
-	if err := r.Client.Create(ctx, pod); err != nil {
-		r.Expectations.Forget(key, pod.Name)
-		return fmt.Errorf("creating pod %s: %w", pod.Name, err)
-	}
-	// Pods start with their readiness gate open: a gate's condition can
-	// only be written once the pod exists.
-	rv, err := inplace.SetGate(ctx, r.Client, pod, corev1.ConditionTrue, "PodCreated", nil, r.Clock.Now(), nil)
-	if err != nil {
-		return err
-	}
-	r.Expectations.ExpectUpdate(key, pod.Name, rv)
-	return nil
+	return r.Pods.Create(ctx, ownerKey(cs), buildPod(cs, tpl, s.rev.Name, s.id))
 }
 
 func podName(cs *appsv1alpha1.CloneSet, id string) string { return cs.Name + "-" + id }
@@ -218,18 +203,11 @@ func (r *Reconciler) deletePods(ctx context.Context, cs *appsv1alpha1.CloneSet, 
 	}
 	key := ownerKey(cs)
 	var deleted atomic.Int32
-	err := parallel(ctx, r.WriteConcurrency, deletes, func(ctx context.Context, d podDelete) error {
+	err := podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, deletes, func(ctx context.Context, d podDelete) error {
 		pod := d.view.pod // the cache's object: read only
-		if hook != nil && lifecycle.StateOf(pod) != appsv1alpha1.LifecycleStatePreparingDelete {
-			return r.setLifecycle(ctx, key, pod, appsv1alpha1.LifecycleStatePreparingDelete, hook.MarkPodNotReady)
-		}
-		if lifecycle.Hooked(hook, pod) {
-			return nil // waiting for the hook's owner to release the pod
-		}
-		r.Expectations.ExpectDelete(key, pod.Name, pod.UID)
-		if err := r.Client.Delete(ctx, pod.DeepCopy(), client.Preconditions{UID: &pod.UID}); err != nil && !apierrors.IsNotFound(err) {
-			r.Expectations.Forget(key, pod.Name)
-			return fmt.Errorf("deleting pod %s: %w", pod.Name, err)
+		ok, err := r.Pods.Delete(ctx, key, pod, hook)
+		if err != nil || !ok {
+			return err
 		}
 		deleted.Add(1)
 		if d.reason != deleteRecreate || cs.Spec.ScaleStrategy.DisablePVCReuse {
@@ -264,7 +242,7 @@ func (r *Reconciler) deleteClaims(ctx context.Context, o *observed, id string) e
 
 // updateInPlace starts the planned in-place updates and moves on those in
 // flight, honouring the inPlaceUpdate hook.
-func (r *Reconciler) updateInPlace(ctx context.Context, cs *appsv1alpha1.CloneSet, views []*podView, planned []*podView, t *templates) (time.Duration, error) {
+func (r *Reconciler) updateInPlace(ctx context.Context, cs *appsv1alpha1.CloneSet, views []*podView, planned []*podView, t *podcontrol.Templates) (time.Duration, error) {
 	var hook *appsv1alpha1.LifecycleHook
 	if cs.Spec.Lifecycle != nil {
 		hook = cs.Spec.Lifecycle.InPlaceUpdate
@@ -275,67 +253,31 @@ func (r *Reconciler) updateInPlace(ctx context.Context, cs *appsv1alpha1.CloneSe
 	}
 	work := append([]*podView(nil), planned...)
 	for _, v := range views {
-		if v.updating && v.pod.DeletionTimestamp == nil {
+		if podcontrol.NeedsInPlaceWork(v.pod, v.updating, hook) {
 			work = append(work, v)
-		}
-		if hook != nil && lifecycle.StateOf(v.pod) == appsv1alpha1.LifecycleStateUpdated && (lifecycle.Hooked(hook, v.pod) || v.pod.DeletionTimestamp != nil) {
-			work = append(work, v) // back to Normal
 		}
 	}
 	key := ownerKey(cs)
-	var wait syncMin
+	var wait podcontrol.MinWait
 	var started atomic.Int32
-	err := parallel(ctx, r.WriteConcurrency, work, func(ctx context.Context, v *podView) error {
-		pod := v.pod // the cache's object: read only
-		state := lifecycle.StateOf(pod)
-		if hook != nil {
-			switch {
-			case state == appsv1alpha1.LifecycleStateUpdated:
-				return r.setLifecycle(ctx, key, pod, appsv1alpha1.LifecycleStateNormal, false)
-			case !v.updating && state != appsv1alpha1.LifecycleStatePreparingUpdate:
-				return r.setLifecycle(ctx, key, pod, appsv1alpha1.LifecycleStatePreparingUpdate, hook.MarkPodNotReady)
-			case state == appsv1alpha1.LifecycleStatePreparingUpdate && lifecycle.Hooked(hook, pod):
-				return nil // held by the hook
-			case state == appsv1alpha1.LifecycleStatePreparingUpdate:
-				if err := r.setLifecycle(ctx, key, pod, appsv1alpha1.LifecycleStateUpdating, false); err != nil {
-					return err
-				}
-			}
+	update := t.Update().Name
+	err := podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, work, func(ctx context.Context, v *podView) error {
+		it := podcontrol.InPlaceItem{Pod: v.pod, Revision: update, Change: t.ChangeTo(v.revision), GracePeriod: grace}
+		if v.hasState {
+			it.State = &v.state
 		}
-		if !v.updating {
+		res, err := r.Pods.InPlace(ctx, key, it, hook)
+		if res.Started {
 			started.Add(1)
 		}
-		req := inplace.Request{Pod: pod, Revision: t.update.Name, Change: t.changeTo(v.revision), GracePeriod: grace}
-		if v.hasState {
-			req.State = &v.state
-		}
-		res, err := r.InPlace.Update(ctx, req)
-		if res.ResourceVersion != "" {
-			r.Expectations.ExpectUpdate(key, pod.Name, res.ResourceVersion)
-		}
-		if err != nil {
-			return err
-		}
-		wait.observe(res.RequeueAfter)
-		if res.Done && hook != nil {
-			return r.setLifecycle(ctx, key, pod, appsv1alpha1.LifecycleStateUpdated, false)
-		}
-		return nil
+		wait.Observe(res.RequeueAfter)
+		return err
 	})
 	if n := started.Load(); n > 0 {
 		// Waves are logged; the update's start is one event (sync.go).
-		ctrl.LoggerFrom(ctx).Info("started in-place updates", "count", n, "revision", t.update.Name)
+		ctrl.LoggerFrom(ctx).Info("started in-place updates", "count", n, "revision", update)
 	}
-	return wait.get(), err
-}
-
-func (r *Reconciler) setLifecycle(ctx context.Context, key string, pod *corev1.Pod, s appsv1alpha1.LifecycleState, notReady bool) error {
-	rv, err := lifecycle.SetState(ctx, r.Client, pod, s, notReady, r.Clock.Now())
-	if err != nil {
-		return err
-	}
-	r.Expectations.ExpectUpdate(key, pod.Name, rv)
-	return nil
+	return wait.Get(), err
 }
 
 // pruneHistory deletes revisions beyond revisionHistoryLimit that no pod
@@ -348,42 +290,20 @@ func (r *Reconciler) pruneHistory(ctx context.Context, cs *appsv1alpha1.CloneSet
 	if len(history) > 0 {
 		live[history[len(history)-1].Name] = true // the update revision
 	}
-	for _, h := range revision.Prunable(history, live, int(ptr.Deref(cs.Spec.RevisionHistoryLimit, 10))) {
-		if err := r.Client.Delete(ctx, h.DeepCopy()); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("pruning revision %s: %w", h.Name, err)
-		}
-	}
-	return nil
+	return r.Pods.PruneHistory(ctx, history, live, int(ptr.Deref(cs.Spec.RevisionHistoryLimit, 10)))
 }
 
 // repairPods fixes pods left half-way by an interrupted reconcile or a
-// changed spec: a pod created without its readiness gate set (the manager
-// stopped between the two writes), and a pod waiting in PreparingUpdate for
-// an update that is no longer needed (the template went back).
+// changed spec (podcontrol.NeedsRepair).
 func (r *Reconciler) repairPods(ctx context.Context, cs *appsv1alpha1.CloneSet, views []*podView) error {
-	var repair []*podView
+	var repair []*corev1.Pod
 	for _, v := range views {
-		if v.pod.DeletionTimestamp != nil || v.updating {
-			continue
-		}
-		missingGate := inplace.HasGate(v.pod) && inplace.GateStatus(v.pod) == ""
-		staleHold := v.updated && lifecycle.StateOf(v.pod) == appsv1alpha1.LifecycleStatePreparingUpdate && !v.inFlight
-		if missingGate || staleHold {
-			repair = append(repair, v)
+		if !v.updating && podcontrol.NeedsRepair(v.pod, v.updated, v.inFlight) {
+			repair = append(repair, v.pod)
 		}
 	}
 	key := ownerKey(cs)
-	return parallel(ctx, r.WriteConcurrency, repair, func(ctx context.Context, v *podView) error {
-		pod := v.pod
-		var labels map[string]any
-		if lifecycle.StateOf(pod) == appsv1alpha1.LifecycleStatePreparingUpdate {
-			labels = map[string]any{appsv1alpha1.LabelLifecycleState: string(appsv1alpha1.LifecycleStateNormal)}
-		}
-		rv, err := inplace.SetGate(ctx, r.Client, pod, corev1.ConditionTrue, "Repaired", nil, r.Clock.Now(), labels)
-		if err != nil {
-			return client.IgnoreNotFound(err)
-		}
-		r.Expectations.ExpectUpdate(key, pod.Name, rv)
-		return nil
+	return podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, repair, func(ctx context.Context, pod *corev1.Pod) error {
+		return r.Pods.Repair(ctx, key, pod)
 	})
 }

@@ -3,8 +3,6 @@ package cloneset
 import (
 	"context"
 	"errors"
-	"fmt"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -17,6 +15,7 @@ import (
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/inplace"
 	"github.com/drover-dev/drover/internal/lifecycle"
+	"github.com/drover-dev/drover/internal/podcontrol"
 	"github.com/drover-dev/drover/internal/podorder"
 	"github.com/drover-dev/drover/internal/podstate"
 	"github.com/drover-dev/drover/internal/revision"
@@ -35,59 +34,6 @@ type syncResult struct {
 	views        []*podView
 }
 
-// templates decodes revision templates once per reconcile. It is used by
-// parallel pod workers, so its caches are guarded.
-type templates struct {
-	byName map[string]*appsv1.ControllerRevision
-	update *appsv1.ControllerRevision
-
-	mu     sync.Mutex
-	cache  map[string]*corev1.PodTemplateSpec
-	change map[string]inplace.Change
-}
-
-func (t *templates) template(name string) (*corev1.PodTemplateSpec, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.templateLocked(name)
-}
-
-func (t *templates) templateLocked(name string) (*corev1.PodTemplateSpec, error) {
-	if tpl, ok := t.cache[name]; ok {
-		return tpl, nil
-	}
-	rev, ok := t.byName[name]
-	if !ok {
-		return nil, fmt.Errorf("revision %s not found", name)
-	}
-	tpl, err := revision.Template(rev)
-	if err != nil {
-		return nil, err
-	}
-	t.cache[name] = tpl
-	return tpl, nil
-}
-
-// changeTo returns the change from revision name to the update revision; a
-// pod whose revision is unknown (pruned or foreign) cannot go in place.
-func (t *templates) changeTo(name string) inplace.Change {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if c, ok := t.change[name]; ok {
-		return c
-	}
-	c := inplace.Change{Blocker: "revision " + name + " is no longer in history"}
-	from, err := t.templateLocked(name)
-	if err == nil {
-		to, err2 := t.templateLocked(t.update.Name)
-		if err2 == nil {
-			c = inplace.Diff(from, to)
-		}
-	}
-	t.change[name] = c
-	return c
-}
-
 func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *observed) (syncResult, error) {
 	log := ctrl.LoggerFrom(ctx)
 	var res syncResult
@@ -101,13 +47,9 @@ func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *obs
 		// One event an update, however many waves it takes.
 		r.Recorder.Eventf(cs, nil, corev1.EventTypeNormal, "UpdateStarted", "Update", "updating from revision %s to %s", prev, hist.Update.Name)
 	}
-	t := &templates{byName: map[string]*appsv1.ControllerRevision{}, cache: map[string]*corev1.PodTemplateSpec{},
-		change: map[string]inplace.Change{}, update: hist.Update}
-	for _, h := range hist.History {
-		t.byName[h.Name] = h
-	}
+	t := podcontrol.NewTemplates(hist.History, hist.Update)
 	res.current = hist.Update
-	if cur, ok := t.byName[cs.Status.CurrentRevision]; ok {
+	if cur, ok := t.Revision(cs.Status.CurrentRevision); ok {
 		res.current = cur
 	}
 
@@ -129,7 +71,7 @@ func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *obs
 	p := computePlan(in)
 	if p.blocked {
 		for _, v := range active {
-			if c := t.changeTo(v.revision); !v.updated && !c.InPlace {
+			if c := t.ChangeTo(v.revision); !v.updated && !c.InPlace {
 				res.blocker = c.Blocker
 				break
 			}
@@ -159,7 +101,7 @@ func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *obs
 		}
 	}
 	after, err := r.updateInPlace(ctx, cs, views, p.inPlace, t)
-	res.requeueAfter = minPositive(res.requeueAfter, after)
+	res.requeueAfter = podcontrol.MinPositive(res.requeueAfter, after)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -174,11 +116,11 @@ func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *obs
 func (r *Reconciler) views(cs *appsv1alpha1.CloneSet, o *observed, update string, now time.Time) ([]*podView, time.Duration) {
 	var wait time.Duration
 	out := make([]*podView, 0, len(o.pods))
-	states := r.states.states(ownerKey(cs), o.pods)
+	states := r.states.States(ownerKey(cs), o.pods)
 	for i, p := range o.pods {
 		v := &podView{pod: p, revision: p.Labels[revision.LabelRevisionHash]}
 		v.updated = v.revision == update
-		v.state, v.hasState = states[i].state, states[i].ok
+		v.state, v.hasState = states[i].State, states[i].OK
 		v.inFlight = v.hasState && v.state.Phase != inplace.PhaseDone
 		v.updating = v.inFlight && v.state.Revision == update
 		avail, w := podstate.Available(p, cs.Spec.MinReadySeconds, now)
@@ -192,7 +134,7 @@ func (r *Reconciler) views(cs *appsv1alpha1.CloneSet, o *observed, update string
 	return out, wait
 }
 
-func (r *Reconciler) planInput(cs *appsv1alpha1.CloneSet, replicas int32, active []*podView, notReady int32, t *templates) planInput {
+func (r *Reconciler) planInput(cs *appsv1alpha1.CloneSet, replicas int32, active []*podView, notReady int32, t *podcontrol.Templates) planInput {
 	us := cs.Spec.UpdateStrategy
 	partition := scaled(us.Partition, replicas, true, 0)
 	maxUnavailable := scaled(us.MaxUnavailable, replicas, false, 0)
@@ -229,12 +171,12 @@ func (r *Reconciler) planInput(cs *appsv1alpha1.CloneSet, replicas int32, active
 		scaleMaxUnavailable: scaled(cs.Spec.ScaleStrategy.MaxUnavailable, replicas, false, -1),
 		strategy:            strategy,
 		paused:              us.Paused,
-		inPlace:             func(rev string) bool { return t.changeTo(rev).InPlace },
+		inPlace:             func(rev string) bool { return t.ChangeTo(rev).InPlace },
 		notReady:            notReady,
 		pods:                active,
 		specified:           specified,
 		rank: func(views []*podView) []*podView {
-			return back(podorder.RankForScaleDown(pods(views), podorder.ScaleDownOptions{UpdateRevision: t.update.Name, Now: r.Clock.Now()}))
+			return back(podorder.RankForScaleDown(pods(views), podorder.ScaleDownOptions{UpdateRevision: t.Update().Name, Now: r.Clock.Now()}))
 		},
 		sortForUpdate: func(views []*podView) []*podView {
 			return back(podorder.SortForUpdate(pods(views), podorder.UpdateOptions{Priority: us.PriorityStrategy, Scatter: us.ScatterStrategy}))
@@ -260,29 +202,4 @@ func scaled(v *intstr.IntOrString, total int32, roundUp bool, def int32) int32 {
 		return def
 	}
 	return int32(n)
-}
-
-// parallel runs fn for every item with at most limit in flight and
-// returns the errors joined.
-func parallel[T any](ctx context.Context, limit int, items []T, fn func(context.Context, T) error) error {
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-		sem  = make(chan struct{}, max(1, limit))
-	)
-	for _, it := range items {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func(it T) {
-			defer func() { <-sem; wg.Done() }()
-			if err := fn(ctx, it); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		}(it)
-	}
-	wg.Wait()
-	return errors.Join(errs...)
 }

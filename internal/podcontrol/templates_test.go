@@ -1,4 +1,4 @@
-package cloneset
+package podcontrol
 
 import (
 	"sync"
@@ -8,15 +8,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/drover-dev/drover/internal/inplace"
 	"github.com/drover-dev/drover/internal/revision"
 )
 
-// Parallel pod workers share one templates value; run with -race.
+// Parallel pod workers share one Templates value; run with -race.
 func TestTemplatesConcurrentUse(t *testing.T) {
 	owner := &metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "u"}
 	mk := func(image string, n int64) *appsv1.ControllerRevision {
-		rev, err := revision.New(owner, gvk(), nil, &corev1.PodTemplateSpec{
+		rev, err := revision.New(owner, appsv1.SchemeGroupVersion.WithKind("Test"), nil, &corev1.PodTemplateSpec{
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: image}}},
 		}, n, nil)
 		if err != nil {
@@ -25,17 +24,16 @@ func TestTemplatesConcurrentUse(t *testing.T) {
 		return rev
 	}
 	old, upd := mk("a:1", 1), mk("a:2", 2)
-	tp := &templates{byName: map[string]*appsv1.ControllerRevision{old.Name: old, upd.Name: upd}, update: upd,
-		cache: map[string]*corev1.PodTemplateSpec{}, change: map[string]inplace.Change{}}
+	tp := NewTemplates([]*appsv1.ControllerRevision{old}, upd)
 	var wg sync.WaitGroup
 	for i := 0; i < 16; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if c := tp.changeTo(old.Name); !c.InPlace || c.Images["c"] != "a:2" {
+			if c := tp.ChangeTo(old.Name); !c.InPlace || c.Images["c"] != "a:2" {
 				t.Errorf("unexpected change %+v", c)
 			}
-			if _, err := tp.template(upd.Name); err != nil {
+			if _, err := tp.Template(upd.Name); err != nil {
 				t.Error(err)
 			}
 		}()

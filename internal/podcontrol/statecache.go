@@ -1,0 +1,66 @@
+package podcontrol
+
+import (
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	"github.com/drover-dev/drover/internal/inplace"
+)
+
+// StateCache keeps, per workload, the in-place states parsed in the last
+// reconcile, so that an unchanged annotation is not decoded again: during
+// a large update every reconcile reads every pod's state.
+type StateCache struct {
+	mu      sync.Mutex
+	byOwner map[string]map[types.UID]ParsedState
+}
+
+// ParsedState is a pod's in-place state annotation, decoded.
+type ParsedState struct {
+	Raw   string
+	State inplace.State
+	// OK is false when the pod has no (valid) state annotation.
+	OK bool
+}
+
+// NewStateCache returns an empty cache.
+func NewStateCache() *StateCache {
+	return &StateCache{byOwner: map[string]map[types.UID]ParsedState{}}
+}
+
+// States returns the parsed state of each pod (by index) and keeps them
+// for the owner's next reconcile. Reconciles of one owner never overlap.
+func (c *StateCache) States(owner string, pods []*corev1.Pod) []ParsedState {
+	c.mu.Lock()
+	prev := c.byOwner[owner]
+	c.mu.Unlock()
+	next := make(map[types.UID]ParsedState, len(pods))
+	out := make([]ParsedState, len(pods))
+	for i, p := range pods {
+		raw, has := p.Annotations[appsv1alpha1.AnnotationInPlaceUpdateState]
+		if !has {
+			continue
+		}
+		e, ok := prev[p.UID]
+		if !ok || e.Raw != raw {
+			e.Raw = raw
+			e.State, e.OK = inplace.ParseState(raw)
+		}
+		next[p.UID] = e
+		out[i] = e
+	}
+	c.mu.Lock()
+	c.byOwner[owner] = next
+	c.mu.Unlock()
+	return out
+}
+
+// Forget drops an owner's states (the workload was deleted).
+func (c *StateCache) Forget(owner string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.byOwner, owner)
+}
