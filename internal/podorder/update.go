@@ -19,6 +19,10 @@ type UpdateOptions struct {
 	Priority *appsv1alpha1.UpdatePriorityStrategy
 	// Scatter is the update strategy's scatterStrategy, if any.
 	Scatter appsv1alpha1.UpdateScatterStrategy
+	// KeepInputOrder orders pods of equal priority as the input does,
+	// instead of the default order (a StatefulSet passes its pods highest
+	// ordinal first).
+	KeepInputOrder bool
 }
 
 // SortForUpdate returns the pods in the order they should be updated (first
@@ -63,6 +67,9 @@ func SortForUpdate(pods []*corev1.Pod, opts UpdateOptions) []*corev1.Pod {
 	slices.SortFunc(sorted, func(a, b *updateKey) int {
 		if c := comparePriority(a, b); c != 0 {
 			return c
+		}
+		if opts.KeepInputOrder {
+			return cmp.Compare(a.index, b.index)
 		}
 		return compareDefaultUpdate(a, b)
 	})

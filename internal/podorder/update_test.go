@@ -153,3 +153,19 @@ func TestParseOrderValue(t *testing.T) {
 		t.Errorf("parseOrderValue(missing) = %+v, want none", got)
 	}
 }
+
+func TestSortForUpdateKeepInputOrderOnTies(t *testing.T) {
+	priority := &appsv1alpha1.UpdatePriorityStrategy{WeightPriority: []appsv1alpha1.UpdatePriorityWeightTerm{
+		weightTerm(10, metav1.LabelSelector{MatchLabels: map[string]string{"zone": "a"}}),
+	}}
+	// Input highest ordinal first, as a StatefulSet passes it; the default
+	// order would put the not-ready and the oldest pods first.
+	pods := []*corev1.Pod{
+		updatePod("db-3", 1, false),
+		updatePod("db-2", 2, false, withLabel("zone", "a")),
+		updatePod("db-1", 3, true),
+		updatePod("db-0", 4, false, withLabel("zone", "a")),
+	}
+	assertOrder(t, SortForUpdate(pods, UpdateOptions{Priority: priority, KeepInputOrder: true}), "db-2", "db-0", "db-3", "db-1")
+	assertOrder(t, SortForUpdate(pods, UpdateOptions{Priority: priority}), "db-0", "db-2", "db-1", "db-3")
+}
