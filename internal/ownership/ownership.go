@@ -103,3 +103,46 @@ func RegisterIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	}
 	return nil
 }
+
+// Pods lists, from the cache, the pods in namespace whose controller has
+// the given UID ("" for orphans). The pods are the cache's own objects:
+// callers must not modify them.
+func Pods(ctx context.Context, c client.Reader, namespace, controllerUID string) ([]*corev1.Pod, error) {
+	var list corev1.PodList
+	if err := c.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{IndexController: controllerUID}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("listing pods: %w", err)
+	}
+	out := make([]*corev1.Pod, len(list.Items))
+	for i := range list.Items {
+		out[i] = &list.Items[i]
+	}
+	return out, nil
+}
+
+// ClaimPods returns the pods owner controls after adopting matching orphans
+// and releasing owned pods that stopped matching (Claim over Pods).
+func ClaimPods(ctx context.Context, c client.Client, owner Owner) ([]*corev1.Pod, error) {
+	ns, uid := owner.Object.GetNamespace(), string(owner.Object.GetUID())
+	owned, err := Pods(ctx, c, ns, uid)
+	if err != nil {
+		return nil, err
+	}
+	orphans, err := Pods(ctx, c, ns, "")
+	if err != nil {
+		return nil, err
+	}
+	return Claim(ctx, c, owner, owned, orphans)
+}
+
+// Revisions lists, from the cache, the ControllerRevisions owner controls.
+func Revisions(ctx context.Context, c client.Reader, owner client.Object) ([]*appsv1.ControllerRevision, error) {
+	var revs appsv1.ControllerRevisionList
+	if err := c.List(ctx, &revs, client.InNamespace(owner.GetNamespace()), client.MatchingFields{IndexController: string(owner.GetUID())}); err != nil {
+		return nil, fmt.Errorf("listing revisions: %w", err)
+	}
+	out := make([]*appsv1.ControllerRevision, len(revs.Items))
+	for i := range revs.Items {
+		out[i] = &revs.Items[i]
+	}
+	return out, nil
+}

@@ -40,15 +40,7 @@ func (r *Reconciler) observe(ctx context.Context, cs *appsv1alpha1.CloneSet) (*o
 	}
 	o := &observed{selector: sel}
 
-	owned, err := listPods(ctx, r.Client, cs.Namespace, string(cs.UID))
-	if err != nil {
-		return nil, err
-	}
-	orphans, err := listPods(ctx, r.Client, cs.Namespace, "")
-	if err != nil {
-		return nil, err
-	}
-	o.pods, err = ownership.Claim(ctx, r.Client, ownership.Owner{Object: cs, GVK: gvk(), Selector: sel}, owned, orphans)
+	o.pods, err = ownership.ClaimPods(ctx, r.Client, ownership.Owner{Object: cs, GVK: gvk(), Selector: sel})
 	if err != nil {
 		return nil, err
 	}
@@ -65,24 +57,9 @@ func (r *Reconciler) observe(ctx context.Context, cs *appsv1alpha1.CloneSet) (*o
 		o.claims = append(o.claims, &claims.Items[i])
 	}
 
-	var revs appsv1.ControllerRevisionList
-	if err := r.Client.List(ctx, &revs, client.InNamespace(cs.Namespace), client.MatchingFields{ownership.IndexController: string(cs.UID)}); err != nil {
-		return nil, fmt.Errorf("listing revisions: %w", err)
-	}
-	for i := range revs.Items {
-		o.history = append(o.history, &revs.Items[i])
+	o.history, err = ownership.Revisions(ctx, r.Client, cs)
+	if err != nil {
+		return nil, err
 	}
 	return o, nil
-}
-
-func listPods(ctx context.Context, c client.Client, namespace, controllerUID string) ([]*corev1.Pod, error) {
-	var list corev1.PodList
-	if err := c.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{ownership.IndexController: controllerUID}, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing pods: %w", err)
-	}
-	out := make([]*corev1.Pod, len(list.Items))
-	for i := range list.Items {
-		out[i] = &list.Items[i]
-	}
-	return out, nil
 }
