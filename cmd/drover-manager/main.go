@@ -15,6 +15,7 @@ import (
 )
 
 func main() {
+	tuneGC()
 	o := manager.Defaults()
 	var qps float64
 	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address of the Prometheus /metrics endpoint (0 disables it).")

@@ -1,14 +1,17 @@
 package manager
 
 import (
+	"strings"
+
 	corev1 "k8s.io/api/core/v1"
 )
 
 // trimPod is the cache transform for pods: it keeps only the fields Drover's
-// controllers read (identity, labels and annotations, owner and deletion
-// state, node, container names and images, readiness gates, phase,
-// conditions and the container statuses' image, readiness, restarts and
-// start) and drops the rest (volumes, env, probes, resources, IPs...), so a
+// controllers read (identity, labels, Drover's and Kubernetes' controller
+// annotations, owner and deletion state, node, container names and images,
+// readiness gates, phase, the scheduling and readiness conditions and the
+// container statuses' image, readiness, restarts and start) and drops the
+// rest (volumes, env, probes, resources, IPs, other annotations...), so a
 // large fleet costs the manager little memory. Writes never start from a
 // cached pod's spec or status: they are patches naming the fields they set.
 func trimPod(obj any) (any, error) {
@@ -17,7 +20,11 @@ func trimPod(obj any) (any, error) {
 		return obj, nil // a tombstone
 	}
 	pod.ManagedFields = nil
-	delete(pod.Annotations, corev1.LastAppliedConfigAnnotation)
+	for k := range pod.Annotations {
+		if !keptAnnotation(k) {
+			delete(pod.Annotations, k)
+		}
+	}
 	pod.Spec = corev1.PodSpec{
 		NodeName:       pod.Spec.NodeName,
 		RestartPolicy:  pod.Spec.RestartPolicy,
@@ -27,15 +34,41 @@ func trimPod(obj any) (any, error) {
 	}
 	pod.Status = corev1.PodStatus{
 		Phase:                 pod.Status.Phase,
-		Conditions:            pod.Status.Conditions,
+		Conditions:            keptConditions(pod),
 		StartTime:             pod.Status.StartTime,
 		ContainerStatuses:     trimStatuses(pod.Status.ContainerStatuses),
 		InitContainerStatuses: trimStatuses(pod.Status.InitContainerStatuses),
 	}
-	for i := range pod.Status.Conditions {
-		pod.Status.Conditions[i].Message = ""
-	}
 	return pod, nil
+}
+
+// keptAnnotation: annotations of Drover's own domains (*.drover.dev, e.g.
+// the in-place state, lifecycle and node annotations) and of Kubernetes'
+// controllers (controller.kubernetes.io/pod-deletion-cost). Users' and
+// meshes' annotations, often large, are dropped.
+func keptAnnotation(key string) bool {
+	domain, _, found := strings.Cut(key, "/")
+	if !found {
+		return false
+	}
+	return domain == "drover.dev" || strings.HasSuffix(domain, ".drover.dev") || domain == "controller.kubernetes.io"
+}
+
+// keptConditions are PodScheduled, ContainersReady, Ready and the readiness
+// gates' conditions, without messages.
+func keptConditions(pod *corev1.Pod) []corev1.PodCondition {
+	var out []corev1.PodCondition
+	for _, c := range pod.Status.Conditions {
+		keep := c.Type == corev1.PodScheduled || c.Type == corev1.ContainersReady || c.Type == corev1.PodReady
+		for _, g := range pod.Spec.ReadinessGates {
+			keep = keep || c.Type == g.ConditionType
+		}
+		if keep {
+			c.Message = ""
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func trimContainers(cs []corev1.Container) []corev1.Container {

@@ -17,7 +17,8 @@ func fullPod() *corev1.Pod {
 	now := metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{"a": "b"},
-			Annotations:   map[string]string{"x": "y", corev1.LastAppliedConfigAnnotation: "{...}"},
+			Annotations: map[string]string{"x": "y", "sidecar.istio.io/status": "{...}", corev1.LastAppliedConfigAnnotation: "{...}",
+				"apps.drover.dev/inplace-update-state": "{}", "lifecycle.apps.drover.dev/x": "1", "controller.kubernetes.io/pod-deletion-cost": "5"},
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "m"}}},
 		Spec: corev1.PodSpec{
 			NodeName:       "n1",
@@ -30,6 +31,8 @@ func fullPod() *corev1.Pod {
 			Phase: corev1.PodRunning,
 			PodIP: "10.0.0.1",
 			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now, Message: "long"},
+				{Type: corev1.PodInitialized, Status: corev1.ConditionTrue}, {Type: corev1.ContainersReady, Status: corev1.ConditionTrue},
+				{Type: corev1.PodScheduled, Status: corev1.ConditionTrue},
 				{Type: inplace.GateType, Status: corev1.ConditionTrue}},
 			ContainerStatuses: []corev1.ContainerStatus{{Name: "app", Image: "app:1", ImageID: "id", Ready: true, RestartCount: 2,
 				State:                corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
@@ -49,7 +52,14 @@ func TestTrimPodKeepsWhatControllersRead(t *testing.T) {
 		p.Spec.Containers[0].Env != nil || p.Status.PodIP != "" || p.Status.ContainerStatuses[0].LastTerminationState.Terminated != nil {
 		t.Fatalf("unneeded fields kept: %+v", p)
 	}
-	if p.Annotations["x"] != "y" || p.Labels["a"] != "b" || p.Spec.NodeName != "n1" || p.Spec.Containers[0].Image != "app:1" {
+	if len(p.Annotations) != 3 || p.Annotations["apps.drover.dev/inplace-update-state"] != "{}" ||
+		p.Annotations["lifecycle.apps.drover.dev/x"] != "1" || p.Annotations["controller.kubernetes.io/pod-deletion-cost"] != "5" {
+		t.Fatalf("annotations %v: want exactly Drover's and Kubernetes controllers' ones", p.Annotations)
+	}
+	if n := len(p.Status.Conditions); n != 4 || p.Status.Conditions[0].Message != "" {
+		t.Fatalf("conditions %+v: want Ready, ContainersReady, PodScheduled and the gate, without messages", p.Status.Conditions)
+	}
+	if p.Labels["a"] != "b" || p.Spec.NodeName != "n1" || p.Spec.Containers[0].Image != "app:1" {
 		t.Fatalf("identity, metadata or images lost: %+v", p)
 	}
 	if podstate.IsReady(p) != podstate.IsReady(full) || podstate.Restarts(p) != podstate.Restarts(full) ||
