@@ -27,6 +27,7 @@ func main() {
 	flag.IntVar(&o.PodWriteConcurrency, "pod-write-concurrency", o.PodWriteConcurrency, "Pod writes one reconcile issues in parallel.")
 	flag.Float64Var(&qps, "kube-api-qps", float64(o.QPS), "Client-side limit on API requests per second; negative disables it and leaves fairness to the API server's priority and fairness.")
 	flag.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Client-side burst when --kube-api-qps is positive.")
+	wh := webhookFlags(&o.Webhook)
 	showVersion := flag.Bool("version", false, "Print the version and exit.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -36,6 +37,10 @@ func main() {
 		return
 	}
 	o.QPS = float32(qps)
+	if err := wh.apply(&o.Webhook); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 
 	if err := run(o); err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/drover-dev/drover/internal/controller/cloneset"
 	"github.com/drover-dev/drover/internal/ownership"
 	"github.com/drover-dev/drover/internal/version"
+	"github.com/drover-dev/drover/internal/webhook"
 )
 
 // Options configure the manager.
@@ -40,11 +41,15 @@ type Options struct {
 	// QPS and Burst are client-side rate limits; QPS < 0 disables them.
 	QPS   float32
 	Burst int
+	// Webhook configures the SidecarSet injection webhook (off unless
+	// Webhook.Enabled()).
+	Webhook webhook.Options
 }
 
 // Defaults are the settings a user gets.
 func Defaults() Options {
-	return Options{MetricsAddr: ":8080", ProbeAddr: ":8081", Concurrency: 4, PodWriteConcurrency: 64, QPS: -1}
+	return Options{MetricsAddr: ":8080", ProbeAddr: ":8081", Concurrency: 4, PodWriteConcurrency: 64, QPS: -1,
+		Webhook: webhook.Options{BindAddress: ":9443", CertRotation: true, ConfigName: webhook.DefaultConfigName}}
 }
 
 // Scheme returns the types the manager works with.
@@ -90,6 +95,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	if err := cloneset.SetupWithManager(mgr, cloneset.Options{MaxConcurrentReconciles: o.Concurrency, WriteConcurrency: o.PodWriteConcurrency}); err != nil {
 		return nil, fmt.Errorf("setting up the CloneSet controller: %w", err)
+	}
+	if err := webhook.Setup(mgr, o.Webhook); err != nil {
+		return nil, fmt.Errorf("setting up the SidecarSet injection webhook: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("adding health check: %w", err)

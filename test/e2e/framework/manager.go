@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +40,10 @@ type ManagerProcess struct {
 	exitErr     error
 	metricsAddr string
 	healthAddr  string
+	// webhookPort is chosen once and kept across restarts, so the
+	// MutatingWebhookConfiguration the manager wrote stays valid while it
+	// is stopped (a selected pod is then refused, not sent elsewhere).
+	webhookPort int
 }
 
 // Available reports whether the manager can be started, and if not, why.
@@ -66,6 +71,17 @@ func (m *ManagerProcess) MetricsAddr() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.metricsAddr
+}
+
+// WebhookAddr is the address the manager's admission webhook listens on
+// (kept across restarts; "" before the first Start).
+func (m *ManagerProcess) WebhookAddr() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.webhookPort == 0 {
+		return ""
+	}
+	return "127.0.0.1:" + strconv.Itoa(m.webhookPort)
 }
 
 // HealthAddr is the health probe bind address of the running manager.
@@ -109,10 +125,16 @@ func (m *ManagerProcess) Start() error {
 	if m.Running() {
 		return errors.New("manager already running")
 	}
-	ports, err := freeport.Loopback(2)
+	ports, err := freeport.Loopback(3)
 	if err != nil {
 		return err
 	}
+	m.mu.Lock()
+	if m.webhookPort == 0 {
+		m.webhookPort = ports[2]
+	}
+	webhookPort := m.webhookPort
+	m.mu.Unlock()
 	metrics := "127.0.0.1:" + strconv.Itoa(ports[0])
 	health := "127.0.0.1:" + strconv.Itoa(ports[1])
 	logFile, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -127,6 +149,11 @@ func (m *ManagerProcess) Start() error {
 		"--metrics-bind-address", metrics,
 		"--health-probe-bind-address", health,
 		"--leader-elect=false",
+		// The SidecarSet injection webhook, reached by the API server on
+		// loopback; its certificate names localhost.
+		"--webhook-bind-address", "127.0.0.1:" + strconv.Itoa(webhookPort),
+		"--webhook-url", "https://localhost:" + strconv.Itoa(webhookPort),
+		"--webhook-cert-dir", filepath.Join(filepath.Dir(m.logPath), "webhook-certs"),
 	}, m.extraArgs...)
 	// The manager outlives no test run: Stop, the suite's teardown or its
 	// watchdog (which finds it by the kubeconfig path on its command line)
