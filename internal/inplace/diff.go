@@ -15,7 +15,13 @@
 //     higher restart count), the gate is set True again.
 //
 // Changes to labels/annotations only, or resources only, restart nothing and
-// skip steps 1 and 3.
+// skip steps 1 and 3; so do updates of pods without the gate and updates
+// whose restarted containers do not serve (Request.NoDrain: a HotUpgrade
+// sidecar's idle slot), which only record their state.
+//
+// A pod has two tracks (Track): its workload's updates and a SidecarSet's
+// sidecar upgrades keep separate state annotations, and the gate closed by
+// one is reopened only once neither needs it closed.
 package inplace
 
 import (

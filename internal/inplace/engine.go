@@ -46,15 +46,61 @@ type State struct {
 	Since metav1.Time `json:"since"`
 	// Containers being restarted with their pre-update marks.
 	Containers map[string]ContainerMark `json:"containers,omitempty"`
+	// NoGate: this update leaves the InPlaceUpdateReady gate alone (the
+	// pod has none, or Request.NoDrain).
+	NoGate bool `json:"noGate,omitempty"`
 }
 
-// StateOf returns the engine state recorded on a pod, if any.
-func StateOf(pod *corev1.Pod) (State, bool) {
-	raw, ok := pod.Annotations[appsv1alpha1.AnnotationInPlaceUpdateState]
+// Track says where an update keeps its record on the pod. A pod can be
+// updated on two tracks at once, by its workload and by a SidecarSet,
+// without one overwriting the other's state.
+type Track int
+
+const (
+	// WorkloadTrack is a workload's own update: state in
+	// AnnotationInPlaceUpdateState, and the revision label moves to
+	// Request.Revision.
+	WorkloadTrack Track = iota
+	// SidecarTrack is a SidecarSet's sidecar upgrade: state in
+	// AnnotationSidecarInPlaceUpdateState; the revision label (the
+	// workload's) is left alone.
+	SidecarTrack
+)
+
+// Annotation is the track's state annotation.
+func (t Track) Annotation() string {
+	if t == SidecarTrack {
+		return appsv1alpha1.AnnotationSidecarInPlaceUpdateState
+	}
+	return appsv1alpha1.AnnotationInPlaceUpdateState
+}
+
+func (t Track) revisionLabel() string {
+	if t == SidecarTrack {
+		return ""
+	}
+	return revision.LabelRevisionHash
+}
+
+func (t Track) other() Track {
+	if t == SidecarTrack {
+		return WorkloadTrack
+	}
+	return SidecarTrack
+}
+
+// StateOn returns the engine state a track recorded on a pod, if any.
+func StateOn(pod *corev1.Pod, t Track) (State, bool) {
+	raw, ok := pod.Annotations[t.Annotation()]
 	if !ok {
 		return State{}, false
 	}
 	return ParseState(raw)
+}
+
+// StateOf returns the engine state the workload track recorded on a pod, if any.
+func StateOf(pod *corev1.Pod) (State, bool) {
+	return StateOn(pod, WorkloadTrack)
 }
 
 // ParseState decodes the value of the state annotation.
@@ -66,10 +112,24 @@ func ParseState(raw string) (State, bool) {
 	return s, true
 }
 
-// InFlight reports whether the pod is in the middle of an in-place update.
+// InFlight reports whether the pod is in the middle of an in-place update
+// of its workload.
 func InFlight(pod *corev1.Pod) bool {
-	s, ok := StateOf(pod)
+	return InFlightOn(pod, WorkloadTrack)
+}
+
+// InFlightOn reports whether the pod is in the middle of an in-place update
+// on a track.
+func InFlightOn(pod *corev1.Pod, t Track) bool {
+	s, ok := StateOn(pod, t)
 	return ok && s.Phase != PhaseDone
+}
+
+// holdsGate reports whether an update on track t closed the pod's gate and
+// has not reopened it yet.
+func holdsGate(pod *corev1.Pod, t Track) bool {
+	s, ok := StateOn(pod, t)
+	return ok && s.Phase != PhaseDone && !s.NoGate
 }
 
 // Engine applies in-place updates.
@@ -91,6 +151,13 @@ type Request struct {
 	Change   Change
 	// GracePeriod the pod stays not-ready before its containers change.
 	GracePeriod time.Duration
+	// Track records the update as the workload's (default) or a
+	// SidecarSet's.
+	Track Track
+	// NoDrain leaves the pod ready while its containers change: the
+	// changed containers do not serve (a HotUpgrade sidecar's idle slot).
+	// Pods without the InPlaceUpdateReady gate are never drained either.
+	NoDrain bool
 }
 
 // Result of one engine step.
@@ -115,13 +182,13 @@ func (e *Engine) Update(ctx context.Context, req Request) (Result, error) {
 	if req.State != nil {
 		state, ok = *req.State, true
 	} else {
-		state, ok = StateOf(pod)
+		state, ok = StateOn(pod, req.Track)
 	}
 	if !ok || state.Revision != req.Revision {
-		if pod.Labels[revision.LabelRevisionHash] == req.Revision && (!ok || state.Phase == PhaseDone) {
+		if l := req.Track.revisionLabel(); l != "" && pod.Labels[l] == req.Revision && (!ok || state.Phase == PhaseDone) {
 			return Result{Done: true}, nil
 		}
-		state = State{Revision: req.Revision}
+		state = State{Revision: req.Revision, NoGate: req.NoDrain || !HasGate(pod)}
 	}
 	var res Result
 	for {
@@ -134,8 +201,16 @@ func (e *Engine) Update(ctx context.Context, req Request) (Result, error) {
 				res.ResourceVersion = rv
 				return Result{Done: true, ResourceVersion: rv}, err
 			}
+			if state.NoGate {
+				// Nothing to drain: write the new spec at once.
+				state.Phase, state.Since = PhaseUpdating, metav1.NewTime(e.Clock.Now())
+				state.Containers = marks(pod, req.Change.Images)
+				rv, err := e.writeSpec(ctx, pod, req, state)
+				res.ResourceVersion = rv
+				return res, err
+			}
 			state.Phase, state.Since = PhaseDraining, metav1.NewTime(e.Clock.Now())
-			rv, err := e.patchStatus(ctx, pod, corev1.ConditionFalse, "InPlaceUpdateDraining", &state)
+			rv, err := e.patchStatus(ctx, pod, req.Track, corev1.ConditionFalse, "InPlaceUpdateDraining", &state)
 			if err != nil {
 				return res, err
 			}
@@ -160,7 +235,18 @@ func (e *Engine) Update(ctx context.Context, req Request) (Result, error) {
 				return res, nil
 			}
 			state.Phase, state.Since = PhaseDone, metav1.NewTime(e.Clock.Now())
-			rv, err := e.patchStatus(ctx, pod, corev1.ConditionTrue, "InPlaceUpdateDone", &state)
+			var rv string
+			var err error
+			switch {
+			case state.NoGate:
+				rv, err = e.patchState(ctx, pod, req.Track, &state)
+			case holdsGate(pod, req.Track.other()):
+				// The other track's update closed the gate too: it opens
+				// it when it is done.
+				rv, err = e.patchState(ctx, pod, req.Track, &state)
+			default:
+				rv, err = e.patchStatus(ctx, pod, req.Track, corev1.ConditionTrue, "InPlaceUpdateDone", &state)
+			}
 			if err != nil {
 				return res, err
 			}
@@ -241,21 +327,28 @@ func (e *Engine) writeSpec(ctx context.Context, pod *corev1.Pod, req Request, st
 	if err != nil {
 		return "", fmt.Errorf("encoding in-place state: %w", err)
 	}
-	labels := map[string]any{revision.LabelRevisionHash: req.Revision}
+	labels := map[string]any{}
+	if l := req.Track.revisionLabel(); l != "" {
+		labels[l] = req.Revision
+	}
 	for k, v := range req.Change.Labels {
 		labels[k] = v
 	}
 	for _, k := range req.Change.RemoveLabels {
 		labels[k] = nil
 	}
-	annotations := map[string]any{appsv1alpha1.AnnotationInPlaceUpdateState: string(stateJSON)}
+	annotations := map[string]any{req.Track.Annotation(): string(stateJSON)}
 	for k, v := range req.Change.Annotations {
 		annotations[k] = v
 	}
 	for _, k := range req.Change.RemoveAnnotations {
 		annotations[k] = nil
 	}
-	patch := map[string]any{"metadata": map[string]any{"labels": labels, "annotations": annotations}}
+	meta := map[string]any{"annotations": annotations}
+	if len(labels) > 0 {
+		meta["labels"] = labels
+	}
+	patch := map[string]any{"metadata": meta}
 	if len(req.Change.Images) > 0 {
 		var containers, inits []map[string]any
 		sidecars := map[string]bool{}
@@ -291,15 +384,32 @@ func (e *Engine) writeSpec(ctx context.Context, pod *corev1.Pod, req Request, st
 }
 
 // patchStatus sets the InPlaceUpdateReady condition and records state in
-// the pod's annotation, in one pods/status write.
-func (e *Engine) patchStatus(ctx context.Context, pod *corev1.Pod, status corev1.ConditionStatus, reason string, state *State) (string, error) {
+// the track's annotation, in one pods/status write.
+func (e *Engine) patchStatus(ctx context.Context, pod *corev1.Pod, t Track, status corev1.ConditionStatus, reason string, state *State) (string, error) {
 	var annotations map[string]any
 	if state != nil {
 		b, err := json.Marshal(state)
 		if err != nil {
 			return "", fmt.Errorf("encoding in-place state: %w", err)
 		}
-		annotations = map[string]any{appsv1alpha1.AnnotationInPlaceUpdateState: string(b)}
+		annotations = map[string]any{t.Annotation(): string(b)}
 	}
 	return SetGate(ctx, e.Client, pod, status, reason, annotations, e.Clock.Now(), nil)
+}
+
+// patchState records state in the track's annotation, leaving the gate alone.
+func (e *Engine) patchState(ctx context.Context, pod *corev1.Pod, t Track, state *State) (string, error) {
+	b, err := json.Marshal(state)
+	if err != nil {
+		return "", fmt.Errorf("encoding in-place state: %w", err)
+	}
+	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{t.Annotation(): string(b)}}})
+	if err != nil {
+		return "", fmt.Errorf("encoding in-place state: %w", err)
+	}
+	target := shell(pod)
+	if err := e.Client.Patch(ctx, target, client.RawPatch(types.MergePatchType, body)); err != nil {
+		return "", fmt.Errorf("recording the in-place state of pod %s: %w", pod.Name, err)
+	}
+	return target.ResourceVersion, nil
 }

@@ -174,3 +174,90 @@ func TestResizeUsesSubresource(t *testing.T) {
 		t.Fatal("revision label not moved")
 	}
 }
+
+// A sidecar upgrade records its own state, leaves the workload's revision
+// label and state alone, and does not reopen a gate the workload's update
+// still holds.
+func TestSidecarTrackKeepsToItself(t *testing.T) {
+	ctx := context.Background()
+	clk := clocktesting.NewFakePassiveClock(time.Now())
+	engine := &inplace.Engine{Client: k8s, Clock: clk}
+	tpl := template("app:1", "100m")
+	pod := runningPod(t, "sidecar-track", tpl)
+
+	// The workload starts an update of app (gate closed, draining).
+	wl := inplace.Request{Pod: pod, Revision: "web-new", Change: inplace.Diff(tpl, template("app:2", "100m")), GracePeriod: time.Hour}
+	if _, err := engine.Update(ctx, wl); err != nil {
+		t.Fatal(err)
+	}
+	pod = get(t, pod)
+
+	// A SidecarSet upgrades side.
+	sc := inplace.Request{Pod: pod, Revision: "mesh/abc", Track: inplace.SidecarTrack,
+		Change: inplace.Change{Images: map[string]string{"side": "side:2"}, Annotations: map[string]string{"rec": "1"}}}
+	if _, err := engine.Update(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	pod = get(t, pod)
+	if pod.Spec.Containers[1].Image != "side:2" || pod.Annotations["rec"] != "1" {
+		t.Fatalf("sidecar not written at once (the gate is already closed): %+v", pod.Spec.Containers)
+	}
+	if pod.Labels[revision.LabelRevisionHash] != "web-old" {
+		t.Fatalf("the sidecar track must not move the revision label: %v", pod.Labels)
+	}
+	if s, ok := inplace.StateOf(pod); !ok || s.Revision != "web-new" || s.Phase != inplace.PhaseDraining {
+		t.Fatalf("workload state overwritten: %+v", s)
+	}
+	if s, ok := inplace.StateOn(pod, inplace.SidecarTrack); !ok || s.Phase != inplace.PhaseUpdating || s.Revision != "mesh/abc" {
+		t.Fatalf("sidecar state: %+v %v", s, ok)
+	}
+	// side restarts; the sidecar upgrade is done, but the workload's update
+	// still holds the gate.
+	pod.Status.ContainerStatuses[1].Image, pod.Status.ContainerStatuses[1].ImageID = "side:2", "id-side:2"
+	pod.Status.ContainerStatuses[1].RestartCount = 1
+	if err := k8s.Status().Update(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	sc.Pod = get(t, pod)
+	if res, err := engine.Update(ctx, sc); err != nil || !res.Done {
+		t.Fatalf("sidecar upgrade must finish: %+v %v", res, err)
+	}
+	pod = get(t, pod)
+	if inplace.GateStatus(pod) != corev1.ConditionFalse {
+		t.Fatal("the workload's update still drains: the gate must stay False")
+	}
+	if inplace.InFlightOn(pod, inplace.SidecarTrack) || !inplace.InFlight(pod) {
+		t.Fatal("tracks: sidecar done, workload in flight")
+	}
+}
+
+// NoDrain updates (a HotUpgrade slot) write the spec at once and never
+// touch the gate.
+func TestNoDrainLeavesGateOpen(t *testing.T) {
+	ctx := context.Background()
+	engine := &inplace.Engine{Client: k8s, Clock: clocktesting.NewFakePassiveClock(time.Now())}
+	tpl := template("app:1", "100m")
+	pod := runningPod(t, "no-drain", tpl)
+	req := inplace.Request{Pod: pod, Revision: "mesh/def", Track: inplace.SidecarTrack, NoDrain: true, GracePeriod: time.Hour,
+		Change: inplace.Change{Images: map[string]string{"side": "side:2"}}}
+	res, err := engine.Update(ctx, req)
+	if err != nil || res.Done || res.RequeueAfter != 0 {
+		t.Fatalf("first step: %+v %v", res, err)
+	}
+	pod = get(t, pod)
+	if pod.Spec.Containers[1].Image != "side:2" || inplace.GateStatus(pod) != corev1.ConditionTrue {
+		t.Fatalf("image %s, gate %s", pod.Spec.Containers[1].Image, inplace.GateStatus(pod))
+	}
+	pod.Status.ContainerStatuses[1].Image, pod.Status.ContainerStatuses[1].ImageID = "side:2", "id-side:2"
+	if err := k8s.Status().Update(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	req.Pod = get(t, pod)
+	if res, err = engine.Update(ctx, req); err != nil || !res.Done {
+		t.Fatalf("done step: %+v %v", res, err)
+	}
+	pod = get(t, pod)
+	if s, _ := inplace.StateOn(pod, inplace.SidecarTrack); s.Phase != inplace.PhaseDone || !s.NoGate || inplace.GateStatus(pod) != corev1.ConditionTrue {
+		t.Fatalf("state %+v gate %s", s, inplace.GateStatus(pod))
+	}
+}

@@ -44,7 +44,7 @@ type certMirror struct {
 
 	mu      sync.Mutex
 	ca      []byte
-	ready   chan struct{} // closed once the files exist
+	ready   chan struct{}           // closed once the files exist
 	changed chan event.GenericEvent // one event per CA change, for the syncer
 }
 
