@@ -1,0 +1,374 @@
+package statefulset
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+)
+
+// A simulation of many reconcile orders, in the manner of cluster-api's
+// Test_RollingUpdateSequences: a tiny fake cluster of ordinal pods on which
+// computePlan is applied again and again while pods become ready,
+// terminate and finish in-place updates in random orders. Invariants are
+// checked on every action the plan takes and after every step; every run
+// must converge.
+
+const (
+	simUpdate   = "new"      // the update revision
+	simInPlace  = "old"      // an old revision that can go in place
+	simRecreate = "old-noip" // an old revision that must be recreated
+	simSteps    = 5000
+	simSeeds    = 60
+)
+
+type simPod struct {
+	ordinal     int32
+	rev         string
+	ready       bool
+	terminating bool
+	// inPlace: 0 none, 1 draining (old revision, gate down), 2 updating
+	// (new revision, containers restarting).
+	inPlace int
+}
+
+func (p *simPod) available() bool { return p.ready && !p.terminating && p.inPlace == 0 }
+
+type simConfig struct {
+	ordered        bool
+	policy         appsv1alpha1.StatefulSetPodUpdatePolicy
+	onDelete       bool
+	ordinals       []int32 // the set's ordinals (replicas, start, reserved resolved)
+	partition      int32
+	maxUnavailable int32
+	initial        []int32 // ordinals of the pods at start, all available
+	initialRev     string
+	togglePause    bool
+}
+
+func (c simConfig) String() string {
+	mode := "Parallel"
+	if c.ordered {
+		mode = "OrderedReady"
+	}
+	return fmt.Sprintf("%s %s onDelete=%v ordinals=%v partition=%d maxUnavailable=%d initial=%v@%s pause=%v",
+		mode, c.policy, c.onDelete, c.ordinals, c.partition, c.maxUnavailable, c.initial, c.initialRev, c.togglePause)
+}
+
+type simCluster struct {
+	t      *testing.T
+	cfg    simConfig
+	rng    *rand.Rand
+	pods   map[int32]*simPod
+	paused bool
+	trace  []string
+}
+
+func (s *simCluster) fail(format string, args ...any) {
+	s.t.Helper()
+	tail := s.trace
+	if len(tail) > 30 {
+		tail = tail[len(tail)-30:]
+	}
+	s.t.Fatalf("%s\n%s\nlast steps:\n%s", s.cfg, fmt.Sprintf(format, args...), strings.Join(tail, "\n"))
+}
+
+func (s *simCluster) state() string {
+	var ords []int32
+	for o := range s.pods {
+		ords = append(ords, o)
+	}
+	slices.Sort(ords)
+	var b strings.Builder
+	for _, o := range ords {
+		p := s.pods[o]
+		fmt.Fprintf(&b, "%d/%s", o, p.rev)
+		switch {
+		case p.terminating:
+			b.WriteString("/term")
+		case p.inPlace == 1:
+			b.WriteString("/drain")
+		case p.inPlace == 2:
+			b.WriteString("/upd")
+		case !p.ready:
+			b.WriteString("/notready")
+		}
+		b.WriteByte(' ')
+	}
+	if s.paused {
+		b.WriteString("(paused)")
+	}
+	return b.String()
+}
+
+// unavailable counts the set's positions without an available pod.
+func (s *simCluster) unavailable() int32 {
+	var n int32
+	for _, o := range s.cfg.ordinals {
+		if p := s.pods[o]; p == nil || !p.available() {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *simCluster) position(o int32) int {
+	return slices.Index(s.cfg.ordinals, o)
+}
+
+func (s *simCluster) input() (planInput, map[*podView]*simPod) {
+	in := planInput{
+		ordered:        s.cfg.ordered,
+		ordinals:       s.cfg.ordinals,
+		partition:      s.cfg.partition,
+		maxUnavailable: s.cfg.maxUnavailable,
+		onDelete:       s.cfg.onDelete,
+		paused:         s.paused,
+		policy:         s.cfg.policy,
+		inPlace:        func(rev string) bool { return rev == simInPlace },
+	}
+	back := map[*podView]*simPod{}
+	for o, p := range s.pods {
+		v := &podView{
+			pod:         &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: podName("db", o)}},
+			ordinal:     o,
+			revision:    p.rev,
+			updated:     p.rev == simUpdate,
+			available:   p.available(),
+			terminating: p.terminating,
+			inFlight:    p.inPlace != 0,
+			updating:    p.inPlace != 0,
+		}
+		in.pods = append(in.pods, v)
+		back[v] = p
+	}
+	// Map iteration is random: the planner must not depend on pod order.
+	return in, back
+}
+
+// reconcile computes a plan and applies it, checking every action.
+func (s *simCluster) reconcile() {
+	s.t.Helper()
+	in, back := s.input()
+	p := computePlan(in)
+	s.trace = append(s.trace, fmt.Sprintf("%s => %s", s.state(), summary(p)))
+	busy := s.unavailable()
+	for _, c := range p.creates {
+		pos := s.position(c.ordinal)
+		if pos < 0 {
+			s.fail("created ordinal %d, which is not one of the set's %v", c.ordinal, s.cfg.ordinals)
+		}
+		if s.pods[c.ordinal] != nil {
+			s.fail("created ordinal %d twice", c.ordinal)
+		}
+		if s.cfg.ordered {
+			for _, lower := range s.cfg.ordinals[:pos] {
+				if q := s.pods[lower]; q == nil || !q.available() {
+					s.fail("OrderedReady created ordinal %d before ordinal %d was available", c.ordinal, lower)
+				}
+			}
+		}
+		rev := simUpdate
+		if c.current {
+			rev = s.cfg.initialRev
+		}
+		if !c.current && !s.cfg.onDelete && (int32(pos) < s.cfg.partition || s.paused) {
+			s.fail("ordinal %d created at the update revision below the partition or while paused", c.ordinal)
+		}
+		s.pods[c.ordinal] = &simPod{ordinal: c.ordinal, rev: rev}
+	}
+	for _, d := range p.deletes {
+		sp := back[d.view]
+		switch d.reason {
+		case deleteCondemned:
+			if s.position(sp.ordinal) >= 0 {
+				s.fail("condemned ordinal %d is one of the set's", sp.ordinal)
+			}
+			if s.cfg.ordered {
+				for o, q := range s.pods {
+					if q != sp && (q.terminating || (s.position(o) < 0 && o > sp.ordinal)) {
+						s.fail("OrderedReady deleted condemned %d while %d is terminating or higher", sp.ordinal, o)
+					}
+				}
+				for _, o := range s.cfg.ordinals {
+					if q := s.pods[o]; q == nil || !q.available() {
+						s.fail("OrderedReady deleted condemned %d while ordinal %d is not available", sp.ordinal, o)
+					}
+				}
+			}
+		case deleteRecreate:
+			s.checkUpdate(sp, &busy)
+			if s.cfg.policy == appsv1alpha1.InPlaceOnlyStatefulSetPodUpdatePolicy {
+				s.fail("InPlaceOnly recreated ordinal %d", sp.ordinal)
+			}
+		}
+		sp.terminating = true
+	}
+	for _, v := range p.inPlace {
+		sp := back[v]
+		s.checkUpdate(sp, &busy)
+		if s.cfg.policy == appsv1alpha1.ReCreateStatefulSetPodUpdatePolicy {
+			s.fail("ReCreate updated ordinal %d in place", sp.ordinal)
+		}
+		sp.inPlace = 1
+	}
+}
+
+// checkUpdate checks one update action against the strategy and the
+// unavailability budget.
+func (s *simCluster) checkUpdate(p *simPod, busy *int32) {
+	s.t.Helper()
+	pos := s.position(p.ordinal)
+	switch {
+	case s.paused || s.cfg.onDelete:
+		s.fail("updated ordinal %d while paused or OnDelete", p.ordinal)
+	case pos < int(s.cfg.partition):
+		s.fail("updated ordinal %d at position %d below partition %d", p.ordinal, pos, s.cfg.partition)
+	case p.rev == simUpdate:
+		s.fail("updated ordinal %d, already on the update revision", p.ordinal)
+	}
+	if s.cfg.ordered {
+		// Highest ordinal first: every higher position is updated.
+		for _, o := range s.cfg.ordinals[pos+1:] {
+			if q := s.pods[o]; q == nil || q.rev != simUpdate || !q.available() {
+				s.fail("OrderedReady updated ordinal %d before ordinal %d was updated and available", p.ordinal, o)
+			}
+		}
+	}
+	if p.available() {
+		if *busy >= s.cfg.maxUnavailable {
+			s.fail("ordinal %d taken down with %d positions already unavailable (maxUnavailable %d)", p.ordinal, *busy, s.cfg.maxUnavailable)
+		}
+		*busy++
+	}
+}
+
+// step moves the cluster on: one random event, or a reconcile.
+func (s *simCluster) step() {
+	var events []func()
+	for o, p := range s.pods {
+		switch {
+		case p.terminating:
+			events = append(events, func() { delete(s.pods, o) })
+		case p.inPlace == 1:
+			events = append(events, func() { p.inPlace, p.rev = 2, simUpdate })
+		case p.inPlace == 2:
+			events = append(events, func() { p.inPlace, p.ready = 0, true })
+		case !p.ready:
+			events = append(events, func() { p.ready = true })
+		}
+	}
+	if s.cfg.togglePause {
+		events = append(events, func() { s.paused = !s.paused })
+	}
+	// Reconciles are as likely as all other events together.
+	if len(events) == 0 || s.rng.IntN(2) == 0 {
+		s.reconcile()
+		return
+	}
+	events[s.rng.IntN(len(events))]()
+}
+
+func (s *simCluster) settled(blocked bool) bool {
+	if len(s.pods) != len(s.cfg.ordinals) {
+		return false
+	}
+	for i, o := range s.cfg.ordinals {
+		p := s.pods[o]
+		if p == nil || !p.available() {
+			return false
+		}
+		wantUpdate := !s.cfg.onDelete && !blocked && int32(i) >= s.cfg.partition
+		if wantUpdate && p.rev != simUpdate {
+			return false
+		}
+	}
+	return true
+}
+
+func runSim(t *testing.T, cfg simConfig, seed uint64) {
+	s := &simCluster{t: t, cfg: cfg, rng: rand.New(rand.NewPCG(seed, 7)), pods: map[int32]*simPod{}}
+	for _, o := range cfg.initial {
+		s.pods[o] = &simPod{ordinal: o, rev: cfg.initialRev, ready: true}
+	}
+	blocked := cfg.policy == appsv1alpha1.InPlaceOnlyStatefulSetPodUpdatePolicy && cfg.initialRev == simRecreate
+	steady := slices.Equal(cfg.initial, cfg.ordinals)
+	// A pausing run toggles the pause for a random number of steps, then
+	// resumes for good.
+	resumeAt := 0
+	if cfg.togglePause {
+		resumeAt = 1 + s.rng.IntN(200)
+	}
+	for i := 0; i < simSteps; i++ {
+		if i == resumeAt {
+			s.cfg.togglePause, s.paused = false, false
+		}
+		s.step()
+		if steady && s.unavailable() > cfg.maxUnavailable {
+			s.fail("%d positions unavailable, maxUnavailable %d", s.unavailable(), cfg.maxUnavailable)
+		}
+		if i >= resumeAt && s.settled(blocked) {
+			in, _ := s.input()
+			p := computePlan(in)
+			if len(p.creates)+len(p.deletes)+len(p.inPlace) > 0 {
+				s.fail("settled set planned %s", summary(p))
+			}
+			if blocked && !p.blocked && !cfg.onDelete && int32(len(cfg.ordinals)) > cfg.partition {
+				s.fail("InPlaceOnly with a change that needs recreation is not reported blocked")
+			}
+			return
+		}
+	}
+	s.fail("did not converge in %d steps: %s", simSteps, s.state())
+}
+
+func TestPlanSimulation(t *testing.T) {
+	const (
+		recreate = appsv1alpha1.ReCreateStatefulSetPodUpdatePolicy
+		ifPos    = appsv1alpha1.InPlaceIfPossibleStatefulSetPodUpdatePolicy
+		only     = appsv1alpha1.InPlaceOnlyStatefulSetPodUpdatePolicy
+	)
+	var configs []simConfig
+	for _, ordered := range []bool{true, false} {
+		for _, policy := range []appsv1alpha1.StatefulSetPodUpdatePolicy{recreate, ifPos, only} {
+			for _, rev := range []string{simInPlace, simRecreate} {
+				maxU := []int32{1}
+				if !ordered {
+					maxU = []int32{1, 2, 5}
+				}
+				for _, mu := range maxU {
+					base := simConfig{ordered: ordered, policy: policy, maxUnavailable: mu, initialRev: rev}
+					update := base
+					update.ordinals, update.initial = seq(0, 4), seq(0, 4)
+					partitioned := update
+					partitioned.partition = 2
+					pausing := update
+					pausing.togglePause = true
+					scaleUp := base
+					scaleUp.ordinals, scaleUp.initial = seq(0, 5), seq(0, 1)
+					scaleDown := base
+					scaleDown.ordinals, scaleDown.initial = seq(0, 1), seq(0, 4)
+					reserve := base // reserve 1 and 3-4, start at 0: ordinals 0 2 5 6
+					reserve.ordinals, reserve.initial = []int32{0, 2, 5, 6}, seq(0, 4)
+					reserve.partition = 1
+					onDelete := update
+					onDelete.onDelete = true
+					configs = append(configs, update, partitioned, pausing, scaleUp, scaleDown, reserve, onDelete)
+				}
+			}
+		}
+	}
+	for _, cfg := range configs {
+		t.Run(cfg.String(), func(t *testing.T) {
+			for seed := uint64(0); seed < simSeeds; seed++ {
+				runSim(t, cfg, seed)
+			}
+		})
+	}
+}

@@ -1,0 +1,367 @@
+package statefulset
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	"github.com/drover-dev/drover/internal/inplace"
+	"github.com/drover-dev/drover/internal/lifecycle"
+	"github.com/drover-dev/drover/internal/podcontrol"
+	"github.com/drover-dev/drover/internal/podorder"
+	"github.com/drover-dev/drover/internal/podstate"
+	"github.com/drover-dev/drover/internal/revision"
+)
+
+// claimRetry is how soon a pod waiting for one of its claims to finish
+// terminating is tried again (claim events do not requeue the set).
+const claimRetry = 2 * time.Second
+
+// syncResult is what sync learnt, for status.
+type syncResult struct {
+	update, current *appsv1.ControllerRevision
+	collisionCount  int32
+	views           []*podView
+	// ordinals are the set's ordinals (positions), partition resolved.
+	ordinals  []int32
+	partition int32
+	// blocker names the field that keeps an InPlaceOnly update from
+	// proceeding ("" when not blocked).
+	blocker string
+	// waitingFor: what an OrderedReady set waits for.
+	waitingFor string
+	// failure is a spec or pod-creation error that stalls the set.
+	failureReason string
+	failure       error
+	requeueAfter  time.Duration
+}
+
+// spec resolves the update strategy to the planner's numbers.
+type resolved struct {
+	ordered        bool
+	onDelete       bool
+	paused         bool
+	policy         appsv1alpha1.StatefulSetPodUpdatePolicy
+	partition      int32
+	maxUnavailable int32
+	minReady       int32
+	grace          time.Duration
+	priority       *appsv1alpha1.UpdatePriorityStrategy
+}
+
+func resolve(set *appsv1alpha1.StatefulSet, replicas int32) resolved {
+	s := resolved{
+		ordered:        set.Spec.PodManagementPolicy != appsv1alpha1.ParallelPodManagement,
+		onDelete:       set.Spec.UpdateStrategy.Type == appsv1alpha1.OnDeleteStatefulSetStrategyType,
+		policy:         appsv1alpha1.ReCreateStatefulSetPodUpdatePolicy,
+		maxUnavailable: 1,
+		minReady:       set.Spec.MinReadySeconds,
+	}
+	ru := set.Spec.UpdateStrategy.RollingUpdate
+	if ru == nil || s.onDelete {
+		return s
+	}
+	s.paused = ru.Paused
+	if ru.PodUpdatePolicy != "" {
+		s.policy = ru.PodUpdatePolicy
+	}
+	if ru.Partition != nil {
+		if n, err := intstr.GetScaledValueFromIntOrPercent(ru.Partition, int(replicas), true); err == nil {
+			s.partition = int32(min(max(n, 0), int(replicas)))
+		}
+	}
+	if ru.MaxUnavailable != nil {
+		if n, err := intstr.GetScaledValueFromIntOrPercent(ru.MaxUnavailable, int(replicas), false); err == nil {
+			s.maxUnavailable = int32(max(n, 1))
+		}
+	}
+	if ru.MinReadySeconds != nil {
+		s.minReady = *ru.MinReadySeconds
+	}
+	if ipu := ru.InPlaceUpdateStrategy; ipu != nil {
+		s.grace = time.Duration(ipu.GracePeriodSeconds) * time.Second
+	}
+	if uu := ru.UnorderedUpdate; uu != nil && !s.ordered {
+		s.priority = uu.PriorityStrategy
+	}
+	return s
+}
+
+func (r *Reconciler) sync(ctx context.Context, set *appsv1alpha1.StatefulSet, o *observed) (syncResult, error) {
+	log := ctrl.LoggerFrom(ctx)
+	var res syncResult
+	hist, err := revision.Sync(ctx, r.Client, revision.Owner{Object: set, GVK: gvk(), Labels: map[string]string{appsv1alpha1.LabelWorkload: Kind}},
+		&set.Spec.Template, o.history, set.Status.CollisionCount)
+	if err != nil {
+		return res, err
+	}
+	res.update, res.collisionCount = hist.Update, hist.CollisionCount
+	if prev := set.Status.UpdateRevision; prev != "" && prev != hist.Update.Name {
+		r.Recorder.Eventf(set, nil, corev1.EventTypeNormal, "UpdateStarted", "Update", "updating from revision %s to %s", prev, hist.Update.Name)
+	}
+	t := podcontrol.NewTemplates(hist.History, hist.Update)
+	res.current = hist.Update
+	if cur, ok := t.Revision(set.Status.CurrentRevision); ok {
+		res.current = cur
+	}
+
+	replicas := ptr.Deref(set.Spec.Replicas, 1)
+	s := resolve(set, replicas)
+	reserved, err := parseReserved(set.Spec.ReserveOrdinals)
+	if err != nil {
+		// The CRD refuses such a spec; one that slipped in stalls the set.
+		res.failureReason, res.failure = "InvalidSpec", err
+		return res, nil
+	}
+	var start int32
+	if set.Spec.Ordinals != nil {
+		start = set.Spec.Ordinals.Start
+	}
+	res.ordinals, res.partition = reserved.ordinals(start, replicas), s.partition
+	res.views, res.requeueAfter = r.views(set, o, hist.Update.Name, s.minReady)
+
+	in := planInput{
+		ordered:        s.ordered,
+		ordinals:       res.ordinals,
+		partition:      s.partition,
+		maxUnavailable: s.maxUnavailable,
+		onDelete:       s.onDelete,
+		paused:         s.paused,
+		policy:         s.policy,
+		inPlace:        func(rev string) bool { return t.ChangeTo(rev).InPlace },
+		pods:           res.views,
+	}
+	if s.priority != nil {
+		in.sortForUpdate = func(views []*podView) []*podView { return sortByPriority(views, s.priority) }
+	}
+	p := computePlan(in)
+	res.waitingFor = p.waitingFor
+	if p.blocked {
+		for _, v := range res.views {
+			if c := t.ChangeTo(v.revision); !v.updated && !c.InPlace {
+				res.blocker = c.Blocker
+				break
+			}
+		}
+	}
+	log.V(1).Info("plan", "replicas", replicas, "pods", len(o.members), "creates", len(p.creates), "deletes", len(p.deletes),
+		"inPlace", len(p.inPlace), "blocked", p.blocked, "waitingFor", p.waitingFor)
+
+	wanted := make(map[int32]bool, len(res.ordinals))
+	for _, o := range res.ordinals {
+		wanted[o] = true
+	}
+	var errs []error
+	// Repairs go first: an in-place update planned below may take the same
+	// pod's gate down again.
+	if err := r.repair(ctx, set, res.views); err != nil {
+		errs = append(errs, err)
+	}
+	// Claims get their owner references before any pod goes, so that the
+	// garbage collector takes the claims of scaled-away pods with them.
+	if err := r.syncClaimOwners(ctx, set, o, func(o int32) bool { return !wanted[o] }); err != nil {
+		errs = append(errs, err)
+	} else if err := r.deletePods(ctx, set, p.deletes); err != nil {
+		errs = append(errs, err)
+	}
+	wait, err := r.createPods(ctx, set, o, t, res.current, p.creates)
+	if err != nil {
+		res.failureReason, res.failure = appsv1alpha1.ReasonCreateFailed, err
+		errs = append(errs, err)
+	}
+	res.requeueAfter = podcontrol.MinPositive(res.requeueAfter, wait)
+	wait, err = r.updateInPlace(ctx, set, res.views, p.inPlace, t, s.grace)
+	res.requeueAfter = podcontrol.MinPositive(res.requeueAfter, wait)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	live := map[string]bool{res.current.Name: true, hist.Update.Name: true}
+	for _, v := range res.views {
+		live[v.revision] = true
+	}
+	if err := r.Pods.PruneHistory(ctx, hist.History, live, int(ptr.Deref(set.Spec.RevisionHistoryLimit, 10))); err != nil {
+		errs = append(errs, err)
+	}
+	return res, errors.Join(errs...)
+}
+
+// views classifies the set's member pods for the planner and returns the
+// shortest wait until a ready pod becomes available.
+func (r *Reconciler) views(set *appsv1alpha1.StatefulSet, o *observed, update string, minReady int32) ([]*podView, time.Duration) {
+	now := r.Clock.Now()
+	ordinals := make([]int32, 0, len(o.members))
+	for ord := range o.members {
+		ordinals = append(ordinals, ord)
+	}
+	slices.Sort(ordinals)
+	pods := make([]*corev1.Pod, len(ordinals))
+	for i, ord := range ordinals {
+		pods[i] = o.members[ord]
+	}
+	states := r.states.States(ownerKey(set), pods)
+	var wait time.Duration
+	out := make([]*podView, len(pods))
+	for i, pod := range pods {
+		st := states[i]
+		v := &podView{
+			pod:         pod,
+			ordinal:     ordinals[i],
+			revision:    pod.Labels[revision.LabelRevisionHash],
+			terminating: podstate.IsTerminating(pod),
+			finished:    podstate.IsFinished(pod),
+			state:       st.State,
+			hasState:    st.OK,
+		}
+		v.updated = v.revision == update
+		v.inFlight = st.OK && st.State.Phase != inplace.PhaseDone
+		v.updating = v.inFlight && st.State.Revision == update
+		ready, w := podstate.Available(pod, minReady, now)
+		wait = podcontrol.MinPositive(wait, w)
+		v.available = ready && !v.inFlight && podstate.ContainersReady(pod) && inplace.GateStatus(pod) != corev1.ConditionFalse
+		switch lifecycle.StateOf(pod) {
+		case appsv1alpha1.LifecycleStatePreparingDelete:
+			v.deleting = true
+		case appsv1alpha1.LifecycleStatePreparingUpdate:
+			v.preparing = !v.updated && !v.updating
+		}
+		out[i] = v
+	}
+	return out, wait
+}
+
+// sortByPriority orders views (highest ordinal first) by priority; equal
+// priorities keep that order.
+func sortByPriority(views []*podView, priority *appsv1alpha1.UpdatePriorityStrategy) []*podView {
+	byPod := make(map[*corev1.Pod]*podView, len(views))
+	pods := make([]*corev1.Pod, len(views))
+	for i, v := range views {
+		byPod[v.pod], pods[i] = v, v.pod
+	}
+	sorted := podorder.SortForUpdate(pods, podorder.UpdateOptions{Priority: priority, KeepInputOrder: true})
+	out := make([]*podView, len(sorted))
+	for i, p := range sorted {
+		out[i] = byPod[p]
+	}
+	return out
+}
+
+// createPods creates the planned pods. Parallel sets create them in
+// slow-start batches (1, 2, 4, ...), so a create that fails (quota,
+// admission) fails a few times, not n times.
+func (r *Reconciler) createPods(ctx context.Context, set *appsv1alpha1.StatefulSet, o *observed, t *podcontrol.Templates,
+	current *appsv1.ControllerRevision, creates []podCreate) (time.Duration, error) {
+	if len(creates) == 0 {
+		return 0, nil
+	}
+	var created, waiting atomic.Int32
+	create := func(ctx context.Context, c podCreate) error {
+		rev := t.Update().Name
+		if c.current {
+			rev = current.Name
+		}
+		ok, err := r.createPod(ctx, set, o, t, rev, c.ordinal)
+		switch {
+		case err != nil:
+			return err
+		case ok:
+			created.Add(1)
+		default:
+			waiting.Add(1)
+		}
+		return nil
+	}
+	var err error
+	for batch := 1; len(creates) > 0 && err == nil; batch *= 2 {
+		n := min(batch, len(creates))
+		err = podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, creates[:n], create)
+		creates = creates[n:]
+	}
+	if n := created.Load(); n > 0 {
+		ctrl.LoggerFrom(ctx).Info("created pods", "count", n)
+		r.Recorder.Eventf(set, nil, corev1.EventTypeNormal, "SuccessfulCreate", "Scale", "created pods")
+	}
+	var wait time.Duration
+	if waiting.Load() > 0 {
+		wait = claimRetry
+	}
+	return wait, err
+}
+
+// deletePods deletes the planned pods, each once the preDelete hook
+// releases it.
+func (r *Reconciler) deletePods(ctx context.Context, set *appsv1alpha1.StatefulSet, deletes []podDelete) error {
+	var hook *appsv1alpha1.LifecycleHook
+	if set.Spec.Lifecycle != nil {
+		hook = set.Spec.Lifecycle.PreDelete
+	}
+	var deleted atomic.Int32
+	err := podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, deletes, func(ctx context.Context, d podDelete) error {
+		ok, err := r.Pods.Delete(ctx, ownerKey(set), d.view.pod, hook)
+		if ok {
+			deleted.Add(1)
+			ctrl.LoggerFrom(ctx).V(1).Info("deleted pod", "pod", d.view.pod.Name, "reason", d.reason)
+		}
+		return err
+	})
+	if n := deleted.Load(); n > 0 {
+		ctrl.LoggerFrom(ctx).Info("deleted pods", "count", n)
+		r.Recorder.Eventf(set, nil, corev1.EventTypeNormal, "SuccessfulDelete", "Delete", "deleted pods")
+	}
+	return err
+}
+
+// updateInPlace starts the planned in-place updates and moves on those in
+// flight, behind the inPlaceUpdate hook.
+func (r *Reconciler) updateInPlace(ctx context.Context, set *appsv1alpha1.StatefulSet, views, planned []*podView,
+	t *podcontrol.Templates, grace time.Duration) (time.Duration, error) {
+	var hook *appsv1alpha1.LifecycleHook
+	if set.Spec.Lifecycle != nil {
+		hook = set.Spec.Lifecycle.InPlaceUpdate
+	}
+	work := slices.Clone(planned)
+	for _, v := range views {
+		if !slices.Contains(planned, v) && podcontrol.NeedsInPlaceWork(v.pod, v.updating, hook) {
+			work = append(work, v)
+		}
+	}
+	var wait podcontrol.MinWait
+	var started atomic.Int32
+	err := podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, work, func(ctx context.Context, v *podView) error {
+		it := podcontrol.InPlaceItem{Pod: v.pod, Revision: t.Update().Name, Change: t.ChangeTo(v.revision), GracePeriod: grace}
+		if v.hasState {
+			it.State = &v.state
+		}
+		res, err := r.Pods.InPlace(ctx, ownerKey(set), it, hook)
+		if res.Started {
+			started.Add(1)
+		}
+		wait.Observe(res.RequeueAfter)
+		return err
+	})
+	if n := started.Load(); n > 0 {
+		ctrl.LoggerFrom(ctx).Info("started in-place updates", "count", n, "revision", t.Update().Name)
+	}
+	return wait.Get(), err
+}
+
+// repair fixes pods left half-way by an interrupted reconcile (podcontrol).
+func (r *Reconciler) repair(ctx context.Context, set *appsv1alpha1.StatefulSet, views []*podView) error {
+	var broken []*podView
+	for _, v := range views {
+		if !v.updating && podcontrol.NeedsRepair(v.pod, v.updated, v.inFlight) {
+			broken = append(broken, v)
+		}
+	}
+	return podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, broken, func(ctx context.Context, v *podView) error {
+		return r.Pods.Repair(ctx, ownerKey(set), v.pod)
+	})
+}
