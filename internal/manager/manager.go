@@ -21,6 +21,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	"github.com/drover-dev/drover/internal/controller/broadcastjob"
 	"github.com/drover-dev/drover/internal/controller/cloneset"
 	"github.com/drover-dev/drover/internal/ownership"
 	"github.com/drover-dev/drover/internal/version"
@@ -95,6 +96,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	if err := cloneset.SetupWithManager(mgr, cloneset.Options{MaxConcurrentReconciles: o.Concurrency, WriteConcurrency: o.PodWriteConcurrency}); err != nil {
 		return nil, fmt.Errorf("setting up the CloneSet controller: %w", err)
+	}
+	if err := broadcastjob.SetupWithManager(mgr, broadcastjob.Options{MaxConcurrentReconciles: o.Concurrency, WriteConcurrency: o.PodWriteConcurrency}); err != nil {
+		return nil, fmt.Errorf("setting up the BroadcastJob controller: %w", err)
 	}
 	if err := webhook.Setup(mgr, o.Webhook); err != nil {
 		return nil, fmt.Errorf("setting up the SidecarSet injection webhook: %w", err)
