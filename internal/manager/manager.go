@@ -23,6 +23,7 @@ import (
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/controller/broadcastjob"
 	"github.com/drover-dev/drover/internal/controller/cloneset"
+	"github.com/drover-dev/drover/internal/controller/sidecarset"
 	"github.com/drover-dev/drover/internal/ownership"
 	"github.com/drover-dev/drover/internal/version"
 	"github.com/drover-dev/drover/internal/webhook"
@@ -99,6 +100,19 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	if err := broadcastjob.SetupWithManager(mgr, broadcastjob.Options{MaxConcurrentReconciles: o.Concurrency, WriteConcurrency: o.PodWriteConcurrency}); err != nil {
 		return nil, fmt.Errorf("setting up the BroadcastJob controller: %w", err)
+	}
+	// Pods a SidecarSet injected are cached apart (label
+	// apps.drover.dev/sidecarset-injected): whoever owns them, they cost
+	// the manager memory only once injected.
+	sidecarPods, err := sidecarset.NewPodCache(mgr.GetConfig(), mgr.GetScheme(), mgr.GetRESTMapper(), mgr.GetHTTPClient(), trimPod)
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(sidecarPods); err != nil {
+		return nil, fmt.Errorf("adding the injected-pod cache: %w", err)
+	}
+	if err := sidecarset.SetupWithManager(mgr, sidecarset.Options{Pods: sidecarPods, MaxConcurrentReconciles: o.Concurrency, WriteConcurrency: o.PodWriteConcurrency}); err != nil {
+		return nil, fmt.Errorf("setting up the SidecarSet controller: %w", err)
 	}
 	if err := webhook.Setup(mgr, o.Webhook); err != nil {
 		return nil, fmt.Errorf("setting up the SidecarSet injection webhook: %w", err)
