@@ -23,6 +23,7 @@ import (
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/controller/broadcastjob"
 	"github.com/drover-dev/drover/internal/controller/cloneset"
+	"github.com/drover-dev/drover/internal/controller/statefulset"
 	"github.com/drover-dev/drover/internal/controller/sidecarset"
 	"github.com/drover-dev/drover/internal/ownership"
 	"github.com/drover-dev/drover/internal/version"
@@ -97,6 +98,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	if err := cloneset.SetupWithManager(mgr, cloneset.Options{MaxConcurrentReconciles: o.Concurrency, WriteConcurrency: o.PodWriteConcurrency}); err != nil {
 		return nil, fmt.Errorf("setting up the CloneSet controller: %w", err)
+	}
+	if err := statefulset.SetupWithManager(mgr, statefulset.Options{MaxConcurrentReconciles: o.Concurrency, WriteConcurrency: o.PodWriteConcurrency}); err != nil {
+		return nil, fmt.Errorf("setting up the StatefulSet controller: %w", err)
 	}
 	if err := broadcastjob.SetupWithManager(mgr, broadcastjob.Options{MaxConcurrentReconciles: o.Concurrency, WriteConcurrency: o.PodWriteConcurrency}); err != nil {
 		return nil, fmt.Errorf("setting up the BroadcastJob controller: %w", err)
