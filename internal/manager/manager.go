@@ -23,6 +23,7 @@ import (
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/controller/broadcastjob"
 	"github.com/drover-dev/drover/internal/controller/cloneset"
+	"github.com/drover-dev/drover/internal/controller/daemonset"
 	"github.com/drover-dev/drover/internal/controller/sidecarset"
 	"github.com/drover-dev/drover/internal/controller/statefulset"
 	"github.com/drover-dev/drover/internal/ownership"
@@ -121,6 +122,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := webhook.Setup(mgr, o.Webhook); err != nil {
 		return nil, fmt.Errorf("setting up the SidecarSet injection webhook: %w", err)
 	}
+	if err := daemonset.SetupWithManager(mgr, daemonset.Options{MaxConcurrentReconciles: o.Concurrency, WriteConcurrency: o.PodWriteConcurrency}); err != nil {
+		return nil, fmt.Errorf("setting up the DaemonSet controller: %w", err)
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("adding health check: %w", err)
 	}
@@ -132,9 +136,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 
 // cacheOptions trims the informer cache: managedFields are dropped from
 // every object, pods keep only the fields the controllers read (trimPod),
-// and pods, claims and revisions are cached only when a Drover workload
-// created them (label apps.drover.dev/workload), so pods Drover does not
-// own cost it no memory.
+// nodes keep only what decides placement (trimNode), and pods, claims and
+// revisions are cached only when a Drover workload created them (label
+// apps.drover.dev/workload), so pods Drover does not own cost it no memory.
 func cacheOptions() (cache.Options, error) {
 	owned, err := labels.NewRequirement(appsv1alpha1.LabelWorkload, selection.Exists, nil)
 	if err != nil {
@@ -147,6 +151,7 @@ func cacheOptions() (cache.Options, error) {
 			&corev1.Pod{}:                   {Label: sel, Transform: trimPod},
 			&corev1.PersistentVolumeClaim{}: {Label: sel},
 			&appsv1.ControllerRevision{}:    {Label: sel},
+			&corev1.Node{}:                  {Transform: trimNode},
 		},
 	}, nil
 }

@@ -1,0 +1,322 @@
+package daemonset
+
+import (
+	"cmp"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/drover-dev/drover/internal/inplace"
+)
+
+// The plan is computed by pure functions from what the cache shows, then
+// applied by sync.go. Nothing here reads the API or a clock.
+
+// podView is one pod of the DaemonSet as the planner sees it.
+type podView struct {
+	pod      *corev1.Pod
+	node     string
+	revision string
+	// updated: the pod is on the update revision, or an in-place update
+	// toward it has begun.
+	updated bool
+	ready   bool
+	// available: ready for minReadySeconds and neither being updated nor
+	// waiting in a lifecycle hook (a held pod is about to go down, so it
+	// already counts against maxUnavailable).
+	available bool
+	// updating: an in-place update toward the update revision has begun.
+	updating bool
+	// inFlight: an in-place update (toward any revision) has not finished.
+	inFlight bool
+	// deleting: chosen for deletion earlier and waiting in its preDelete hook.
+	deleting bool
+	// state is the pod's parsed in-place state, nil when it has none.
+	state *inplace.State
+}
+
+// nodeView is one node and the DaemonSet's pods on it.
+type nodeView struct {
+	name string
+	// exists: the node is in the cache. The pods of a node that left are
+	// deleted at once: no kubelet will run their termination.
+	exists bool
+	// eligible: the template fits the node (nodeplacement.Fits).
+	eligible bool
+	// inScope: rollingUpdate.selector matches the node (true without one).
+	inScope bool
+	// active pods are neither terminating nor finished; finished ones
+	// (Succeeded, Failed) are not terminating yet.
+	active, finished []*podView
+}
+
+// planInput is everything the planner needs, already resolved to numbers.
+type planInput struct {
+	// nodes are the eligible nodes and every node holding a pod of the
+	// DaemonSet, sorted by name.
+	nodes []*nodeView
+	// updating: the strategy is RollingUpdate and not paused.
+	updating bool
+	// onDelete: the strategy is OnDelete (a replaced pod gets the update
+	// revision).
+	onDelete bool
+	// inPlaceType: rollingUpdate.type is InPlaceIfPossible.
+	inPlaceType    bool
+	maxUnavailable int32
+	maxSurge       int32
+	partition      int32
+	// inPlace says, per old revision, whether moving to the update
+	// revision can be done in place.
+	inPlace func(revision string) bool
+	// haveCurrent: a current revision other than the update revision is
+	// known, so a new pod may be created on it (partition, paused, nodes
+	// outside rollingUpdate.selector).
+	haveCurrent bool
+	// sortForUpdate orders old pods for update (first = updated first).
+	sortForUpdate func(pods []*podView) []*podView
+}
+
+type deleteReason string
+
+const (
+	deleteNodeGone     deleteReason = "node-gone"
+	deleteMisscheduled deleteReason = "misscheduled"
+	deleteFinished     deleteReason = "finished"
+	deleteDuplicate    deleteReason = "duplicate"
+	deleteSurged       deleteReason = "replaced-by-surge"
+	deleteRecreate     deleteReason = "recreate-update"
+	deleteHeld         deleteReason = "held-by-hook"
+)
+
+type podDelete struct {
+	view   *podView
+	reason deleteReason
+	// force deletes with a zero grace period and skips the preDelete hook:
+	// the pod's node is gone.
+	force bool
+}
+
+type podCreate struct {
+	node string
+	// updated: create it on the update revision (else the current one).
+	updated bool
+	// surge: the node keeps its old pod until this one is available.
+	surge bool
+}
+
+// plan is what one reconcile should do.
+type plan struct {
+	creates []podCreate
+	deletes []podDelete
+	// inPlace are the pods whose in-place update starts now.
+	inPlace []*podView
+}
+
+// nodeState is a node's pods after duplicates are set aside: at most one
+// updated pod and one old pod.
+type nodeState struct {
+	n        *nodeView
+	upd, old *podView
+	// replaced: the old pod's deletion is planned now; the node still runs
+	// two pods until the cache shows it gone (or its hook lets it go).
+	replaced bool
+}
+
+func (s nodeState) available() bool {
+	return (s.upd != nil && s.upd.available) || (s.old != nil && s.old.available)
+}
+
+// computePlan decides the creates, deletes and in-place updates of one
+// reconcile:
+//   - the pods of nodes that left, of nodes the template no longer fits,
+//     finished pods and duplicates are deleted;
+//   - a node that runs a new pod beside an old one (surge) loses the old
+//     one once the new one is available;
+//   - an update moves old pods to the update revision node by node, at
+//     most maxUnavailable eligible nodes without an available pod and at
+//     most maxSurge nodes running two pods, keeping partition nodes (and
+//     nodes outside rollingUpdate.selector) on their revision;
+//   - every eligible node without a pod gets one.
+func computePlan(in planInput) plan {
+	var p plan
+	del := func(v *podView, r deleteReason, force bool) {
+		p.deletes = append(p.deletes, podDelete{view: v, reason: r, force: force})
+	}
+	var states []nodeState
+	for _, n := range in.nodes {
+		if !n.exists {
+			for _, v := range append(append([]*podView(nil), n.active...), n.finished...) {
+				del(v, deleteNodeGone, true)
+			}
+			continue
+		}
+		for _, v := range n.finished {
+			del(v, deleteFinished, false)
+		}
+		if !n.eligible {
+			for _, v := range n.active {
+				del(v, deleteMisscheduled, false)
+			}
+			continue
+		}
+		s := nodeState{n: n}
+		var upds, olds []*podView
+		for _, v := range n.active {
+			if v.deleting {
+				// Chosen for deletion earlier: move it on through its hook.
+				del(v, deleteHeld, false)
+				continue
+			}
+			if v.updated {
+				upds = append(upds, v)
+			} else {
+				olds = append(olds, v)
+			}
+		}
+		s.upd = keepBest(upds, func(v *podView) { del(v, deleteDuplicate, false) })
+		s.old = keepBest(olds, func(v *podView) { del(v, deleteDuplicate, false) })
+		if s.upd != nil && s.old != nil && s.upd.available {
+			del(s.old, deleteSurged, false)
+			s.old, s.replaced = nil, true
+		}
+		states = append(states, s)
+	}
+
+	target := max(0, int32(len(states))-in.partition)
+	var updated int32 // nodes on (or moving to) the update revision
+	for _, s := range states {
+		// A node whose only pod waits in its preDelete hook is being
+		// recreated: it counts as moving.
+		if s.upd != nil || (s.old == nil && hasDeleting(s.n)) {
+			updated++
+		}
+	}
+	// Every eligible node without a pod gets one: on the update revision
+	// while the update wants more updated nodes (these are mostly nodes
+	// whose old pod was just deleted for the update), else on the current
+	// one. They go before new candidates, so an update in progress is
+	// finished rather than started again elsewhere.
+	var empty []nodeState
+	for _, s := range states {
+		if s.upd == nil && s.old == nil && !hasDeleting(s.n) {
+			empty = append(empty, s)
+		}
+	}
+	slices.SortStableFunc(empty, func(a, b nodeState) int {
+		// Nodes in scope first: they are the ones the update may move.
+		return cmp.Compare(btoi(!a.n.inScope), btoi(!b.n.inScope))
+	})
+	for _, s := range empty {
+		upd := in.onDelete || !in.haveCurrent || (in.updating && s.n.inScope && updated < target)
+		if upd {
+			updated++
+		}
+		p.creates = append(p.creates, podCreate{node: s.n.name, updated: upd})
+	}
+	if in.updating {
+		planUpdate(in, &p, states, target-updated)
+	}
+	return p
+}
+
+// planUpdate moves old pods of up to need nodes to the update revision.
+func planUpdate(in planInput, p *plan, states []nodeState, need int32) {
+	if need <= 0 {
+		return
+	}
+	var unavailable, surging int32
+	var candidates []*podView
+	byPod := map[*podView]nodeState{}
+	for _, s := range states {
+		if !s.available() {
+			unavailable++
+		}
+		if s.upd != nil && (s.old != nil || s.replaced || hasDeleting(s.n)) {
+			// A replaced old pod still runs until it is gone (its
+			// preDelete hook may hold it).
+			surging++
+		}
+		if s.upd == nil && s.old != nil && s.n.inScope && !hasDeleting(s.n) {
+			candidates = append(candidates, s.old)
+			byPod[s.old] = s
+		}
+	}
+	budget := in.maxUnavailable - unavailable
+	surge := in.maxSurge - surging
+	var started int32
+	for _, v := range in.sortForUpdate(candidates) {
+		if started == need {
+			break
+		}
+		inPlace := in.inPlaceType && in.inPlace(v.revision)
+		switch {
+		case !v.available && inPlace:
+			// An unavailable pod costs no availability: update it at once.
+			p.inPlace = append(p.inPlace, v)
+		case !v.available:
+			p.deletes = append(p.deletes, podDelete{view: v, reason: deleteRecreate})
+		case inPlace && budget > 0:
+			budget--
+			p.inPlace = append(p.inPlace, v)
+		case surge > 0:
+			surge--
+			p.creates = append(p.creates, podCreate{node: byPod[v].n.name, updated: true, surge: true})
+		case budget > 0:
+			budget--
+			p.deletes = append(p.deletes, podDelete{view: v, reason: deleteRecreate})
+		default:
+			continue
+		}
+		started++
+	}
+}
+
+func hasDeleting(n *nodeView) bool {
+	for _, v := range n.active {
+		if v.deleting {
+			return true
+		}
+	}
+	return false
+}
+
+// keepBest returns the pod to keep among pods of one revision class on a
+// node (available, then ready, then oldest, then by name) and passes the
+// others to drop.
+func keepBest(pods []*podView, drop func(*podView)) *podView {
+	if len(pods) == 0 {
+		return nil
+	}
+	best := pods[0]
+	for _, v := range pods[1:] {
+		if better(v, best) {
+			best = v
+		}
+	}
+	for _, v := range pods {
+		if v != best {
+			drop(v)
+		}
+	}
+	return best
+}
+
+func better(a, b *podView) bool {
+	if a.available != b.available {
+		return a.available
+	}
+	if a.ready != b.ready {
+		return a.ready
+	}
+	if !a.pod.CreationTimestamp.Equal(&b.pod.CreationTimestamp) {
+		return a.pod.CreationTimestamp.Before(&b.pod.CreationTimestamp)
+	}
+	return a.pod.Name < b.pod.Name
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,143 @@
+package daemonset
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	"github.com/drover-dev/drover/internal/podcontrol"
+	"github.com/drover-dev/drover/internal/workloadstatus"
+)
+
+// counts summarises nodes for status, with the native DaemonSet's
+// meanings; surging is the number of nodes running two pods and inFlight
+// the number of pods in the middle of an in-place update.
+func counts(nodes []*nodeView) (s appsv1alpha1.DaemonSetStatus, surging, inFlight int32) {
+	for _, n := range nodes {
+		if !n.exists {
+			continue
+		}
+		if !n.eligible {
+			if len(n.active) > 0 {
+				s.NumberMisscheduled++
+			}
+			continue
+		}
+		s.DesiredNumberScheduled++
+		if len(n.active) == 0 {
+			continue
+		}
+		s.CurrentNumberScheduled++
+		if len(n.active) > 1 {
+			surging++
+		}
+		var ready, available, updated, updatedAvailable bool
+		for _, v := range n.active {
+			ready = ready || v.ready
+			available = available || v.available
+			updated = updated || v.updated
+			updatedAvailable = updatedAvailable || (v.updated && v.available)
+			if v.inFlight {
+				inFlight++
+			}
+		}
+		s.NumberReady += btoi32(ready)
+		s.NumberAvailable += btoi32(available)
+		s.UpdatedNumberScheduled += btoi32(updated)
+		s.UpdatedNumberAvailable += btoi32(updatedAvailable)
+	}
+	s.NumberUnavailable = s.DesiredNumberScheduled - s.NumberAvailable
+	return s, surging, inFlight
+}
+
+func btoi32(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// updateStatus writes the DaemonSet's status and conditions, and returns
+// when the progress deadline would pass.
+func (r *Reconciler) updateStatus(ctx context.Context, ds *appsv1alpha1.DaemonSet, res syncResult) (time.Duration, error) {
+	if res.update == nil {
+		return 0, nil // revisions could not be synced; nothing to report on
+	}
+	now := r.Clock.Now()
+	st, surging, inFlight := counts(res.nodes)
+	st.ExpectedUpdatedNumber = res.expectedUpdated
+	st.ObservedGeneration = ds.Generation
+	st.UpdateRevision = res.update.Name
+	st.CurrentRevision = res.current.Name
+	placed := st.CurrentNumberScheduled == st.DesiredNumberScheduled && st.NumberMisscheduled == 0 && surging == 0
+	allUpdated := st.UpdatedNumberScheduled == st.DesiredNumberScheduled && inFlight == 0
+	if placed && allUpdated {
+		st.CurrentRevision = res.update.Name
+	}
+	st.CollisionCount = ptr.To(res.collisionCount)
+	st.Conditions = append([]metav1.Condition(nil), ds.Status.Conditions...)
+
+	paused := !onDelete(ds) && rollingUpdate(ds).Paused
+	updated := onDelete(ds) || (st.UpdatedNumberScheduled >= st.ExpectedUpdatedNumber &&
+		st.UpdatedNumberAvailable >= st.ExpectedUpdatedNumber && inFlight == 0)
+	done := placed && st.NumberAvailable == st.DesiredNumberScheduled && updated
+	activity := appsv1alpha1.ReasonPlacing
+	if placed && !updated {
+		activity = appsv1alpha1.ReasonUpdating
+	}
+	old := ds.Status
+	wait := workloadstatus.SetConditions(&st.Conditions, workloadstatus.Progress{
+		Generation: ds.Generation,
+		Done:       done,
+		Paused:     paused && !updated,
+		Progressed: old.ObservedGeneration != ds.Generation || old.DesiredNumberScheduled != st.DesiredNumberScheduled ||
+			old.CurrentNumberScheduled != st.CurrentNumberScheduled || old.NumberMisscheduled != st.NumberMisscheduled ||
+			old.NumberReady != st.NumberReady || old.NumberAvailable != st.NumberAvailable ||
+			old.UpdatedNumberScheduled != st.UpdatedNumberScheduled || old.UpdatedNumberAvailable != st.UpdatedNumberAvailable,
+		Activity: activity,
+		Summary: fmt.Sprintf("%d/%d nodes updated, %d/%d available, %d misscheduled", st.UpdatedNumberScheduled, st.ExpectedUpdatedNumber,
+			st.NumberAvailable, st.DesiredNumberScheduled, st.NumberMisscheduled),
+		Deadline:       time.Duration(ptr.Deref(ds.Spec.ProgressDeadlineSeconds, 600)) * time.Second,
+		FailureReason:  res.failureReason,
+		FailureMessage: res.failureMessage,
+		Now:            now,
+	})
+
+	if apiequality.Semantic.DeepEqual(ds.Status, st) {
+		return wait, nil
+	}
+	key := ownerKey(ds)
+	if !significant(&ds.Status, &st) {
+		// Only counters moved: during a large update they move on nearly
+		// every pod event, so they are written at most once per interval.
+		if left := r.statusWrites.Wait(key, now); left > 0 {
+			return podcontrol.MinPositive(wait, left), nil
+		}
+	}
+	patched := ds.DeepCopy()
+	patched.Status = st
+	retry, err := workloadstatus.Patch(ctx, r.Client, ds, patched)
+	if err != nil {
+		return 0, err
+	}
+	if retry > 0 {
+		return retry, nil
+	}
+	r.statusWrites.Wrote(key, now)
+	return wait, nil
+}
+
+// significant reports whether a status change must be written at once:
+// anything but the node counters.
+func significant(old, cur *appsv1alpha1.DaemonSetStatus) bool {
+	return old.ObservedGeneration != cur.ObservedGeneration || old.CurrentRevision != cur.CurrentRevision ||
+		old.UpdateRevision != cur.UpdateRevision || old.ExpectedUpdatedNumber != cur.ExpectedUpdatedNumber ||
+		old.DesiredNumberScheduled != cur.DesiredNumberScheduled ||
+		!apiequality.Semantic.DeepEqual(old.CollisionCount, cur.CollisionCount) ||
+		workloadstatus.ConditionsChanged(old.Conditions, cur.Conditions)
+}

@@ -1,0 +1,415 @@
+package daemonset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	"github.com/drover-dev/drover/internal/inplace"
+	"github.com/drover-dev/drover/internal/lifecycle"
+	"github.com/drover-dev/drover/internal/nodeplacement"
+	"github.com/drover-dev/drover/internal/podcontrol"
+	"github.com/drover-dev/drover/internal/podorder"
+	"github.com/drover-dev/drover/internal/podstate"
+	"github.com/drover-dev/drover/internal/revision"
+)
+
+// syncResult is what sync learnt, for status.
+type syncResult struct {
+	update, current *appsv1.ControllerRevision
+	collisionCount  int32
+	nodes           []*nodeView
+	// expectedUpdated is the number of eligible nodes that should run the
+	// update revision once the update is done.
+	expectedUpdated int32
+	// failureReason/Message stall the DaemonSet (a create refused by a
+	// quota or admission, an invalid selector).
+	failureReason, failureMessage string
+	requeueAfter                  time.Duration
+}
+
+// rollingUpdate returns the rolling update settings with their defaults.
+func rollingUpdate(ds *appsv1alpha1.DaemonSet) appsv1alpha1.RollingUpdateDaemonSet {
+	ru := appsv1alpha1.RollingUpdateDaemonSet{}
+	if ds.Spec.UpdateStrategy.RollingUpdate != nil {
+		ru = *ds.Spec.UpdateStrategy.RollingUpdate
+	}
+	if ru.Type == "" {
+		ru.Type = appsv1alpha1.StandardRollingUpdateType
+	}
+	if ru.MaxUnavailable == nil {
+		ru.MaxUnavailable = ptr.To(intstr.FromInt32(1))
+	}
+	return ru
+}
+
+func onDelete(ds *appsv1alpha1.DaemonSet) bool {
+	return ds.Spec.UpdateStrategy.Type == appsv1alpha1.OnDeleteDaemonSetStrategyType
+}
+
+func (r *Reconciler) sync(ctx context.Context, ds *appsv1alpha1.DaemonSet, o *observed) (syncResult, error) {
+	log := ctrl.LoggerFrom(ctx)
+	var res syncResult
+	hist, err := revision.Sync(ctx, r.Client, revision.Owner{Object: ds, GVK: gvk(), Labels: workloadLabels()},
+		&ds.Spec.Template, o.history, ds.Status.CollisionCount)
+	if err != nil {
+		return res, err
+	}
+	res.update, res.collisionCount = hist.Update, hist.CollisionCount
+	if prev := ds.Status.UpdateRevision; prev != "" && prev != hist.Update.Name {
+		r.Recorder.Eventf(ds, nil, corev1.EventTypeNormal, "UpdateStarted", "Update", "updating from revision %s to %s", prev, hist.Update.Name)
+	}
+	t := podcontrol.NewTemplates(hist.History, hist.Update)
+	res.current = hist.Update
+	if cur, ok := t.Revision(ds.Status.CurrentRevision); ok {
+		res.current = cur
+	}
+
+	scope, err := nodeSelector(ds)
+	if err != nil {
+		// Nothing can be decided about the update, but nodes still need
+		// their pods: plan as if paused.
+		res.failureReason, res.failureMessage = "InvalidSelector", err.Error()
+		scope = labels.Nothing()
+	}
+	nodes, wait := r.views(ds, o, hist.Update.Name, scope)
+	res.nodes, res.requeueAfter = nodes, wait
+	in := r.planInput(ds, nodes, t, res.current)
+	if res.failureReason != "" {
+		in.updating = false
+	}
+	res.expectedUpdated = expectedUpdated(in)
+	p := computePlan(in)
+	log.V(1).Info("plan", "cachedNodes", len(o.nodes), "nodes", len(nodes), "creates", len(p.creates), "deletes", len(p.deletes), "inPlace", len(p.inPlace))
+
+	var errs []error
+	// Repairs go first: an in-place update planned below may take the
+	// same pod's gate down again.
+	if err := r.repairPods(ctx, ds, nodes); err != nil {
+		errs = append(errs, err)
+	}
+	if err := r.deletePods(ctx, ds, p.deletes); err != nil {
+		errs = append(errs, err)
+	}
+	if err := r.createPods(ctx, ds, t, res.current, p.creates); err != nil {
+		res.failureReason, res.failureMessage = appsv1alpha1.ReasonCreateFailed, err.Error()
+		errs = append(errs, err)
+	}
+	after, err := r.updateInPlace(ctx, ds, nodes, p.inPlace, t)
+	res.requeueAfter = podcontrol.MinPositive(res.requeueAfter, after)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	live := map[string]bool{res.current.Name: true, hist.Update.Name: true}
+	for _, n := range nodes {
+		for _, v := range slices.Concat(n.active, n.finished) {
+			live[v.revision] = true
+		}
+	}
+	if err := r.Pods.PruneHistory(ctx, hist.History, live, int(ptr.Deref(ds.Spec.RevisionHistoryLimit, 10))); err != nil {
+		errs = append(errs, err)
+	}
+	return res, errors.Join(errs...)
+}
+
+// views groups the pods by node and classifies them for the planner; it
+// returns the nodes sorted by name and the shortest wait until a ready pod
+// becomes available.
+func (r *Reconciler) views(ds *appsv1alpha1.DaemonSet, o *observed, update string, scope labels.Selector) ([]*nodeView, time.Duration) {
+	byName := make(map[string]*nodeView, len(o.nodes))
+	for _, n := range o.nodes {
+		fits, _ := nodeplacement.Fits(n, &ds.Spec.Template.Spec)
+		byName[n.Name] = &nodeView{name: n.Name, exists: true, eligible: fits, inScope: scope.Matches(labels.Set(n.Labels))}
+	}
+	now := r.Clock.Now()
+	var wait time.Duration
+	states := r.states.States(ownerKey(ds), o.pods)
+	for i, p := range o.pods {
+		if p.DeletionTimestamp != nil {
+			continue // on its way out: it holds no node
+		}
+		v := &podView{pod: p, node: nodeplacement.NodeOf(p), revision: p.Labels[revision.LabelRevisionHash]}
+		if states[i].OK {
+			v.state = &states[i].State
+		}
+		v.inFlight = v.state != nil && v.state.Phase != inplace.PhaseDone
+		v.updating = v.inFlight && v.state.Revision == update
+		v.updated = v.revision == update || v.updating
+		v.ready = podstate.IsReady(p)
+		avail, w := podstate.Available(p, ds.Spec.MinReadySeconds, now)
+		if w > 0 && (wait == 0 || w < wait) {
+			wait = w
+		}
+		ls := lifecycle.StateOf(p)
+		v.deleting = ls == appsv1alpha1.LifecycleStatePreparingDelete
+		v.available = avail && podstate.ContainersReady(p) && !v.inFlight && inplace.GateStatus(p) != corev1.ConditionFalse &&
+			ls != appsv1alpha1.LifecycleStatePreparingDelete && ls != appsv1alpha1.LifecycleStatePreparingUpdate
+		n := byName[v.node]
+		if n == nil {
+			n = &nodeView{name: v.node}
+			byName[v.node] = n
+		}
+		if podstate.IsFinished(p) {
+			n.finished = append(n.finished, v)
+		} else {
+			n.active = append(n.active, v)
+		}
+	}
+	out := make([]*nodeView, 0, len(byName))
+	for _, n := range byName {
+		if n.eligible || len(n.active) > 0 || len(n.finished) > 0 {
+			out = append(out, n)
+		}
+	}
+	slices.SortFunc(out, func(a, b *nodeView) int { return strings.Compare(a.name, b.name) })
+	return out, wait
+}
+
+func (r *Reconciler) planInput(ds *appsv1alpha1.DaemonSet, nodes []*nodeView, t *podcontrol.Templates, current *appsv1.ControllerRevision) planInput {
+	var desired int32
+	for _, n := range nodes {
+		if n.exists && n.eligible {
+			desired++
+		}
+	}
+	ru := rollingUpdate(ds)
+	maxUnavailable := scaled(ru.MaxUnavailable, desired, 1)
+	maxSurge := scaled(ru.MaxSurge, desired, 0)
+	if maxUnavailable == 0 && maxSurge == 0 {
+		maxUnavailable = 1 // a percentage of few nodes; the API refuses both 0
+	}
+	byPod := map[*corev1.Pod]*podView{}
+	return planInput{
+		nodes:          nodes,
+		updating:       !onDelete(ds) && !ru.Paused,
+		onDelete:       onDelete(ds),
+		inPlaceType:    ru.Type == appsv1alpha1.InPlaceIfPossibleRollingUpdateType,
+		maxUnavailable: maxUnavailable,
+		maxSurge:       maxSurge,
+		partition:      min(scaled(ru.Partition, desired, 0), desired),
+		inPlace:        func(rev string) bool { return t.ChangeTo(rev).InPlace },
+		haveCurrent:    current.Name != t.Update().Name,
+		sortForUpdate: func(views []*podView) []*podView {
+			pods := make([]*corev1.Pod, len(views))
+			for i, v := range views {
+				pods[i] = v.pod
+				byPod[v.pod] = v
+			}
+			sorted := podorder.SortForUpdate(pods, podorder.UpdateOptions{})
+			out := make([]*podView, len(sorted))
+			for i, p := range sorted {
+				out[i] = byPod[p]
+			}
+			return out
+		},
+	}
+}
+
+// expectedUpdated is how many eligible nodes run the update revision once
+// the update is done: all but the partition, within rollingUpdate.selector
+// (nodes outside it that already run the update revision count).
+func expectedUpdated(in planInput) int32 {
+	var desired, reachable int32
+	for _, n := range in.nodes {
+		if !n.exists || !n.eligible {
+			continue
+		}
+		desired++
+		if n.inScope || slices.ContainsFunc(n.active, func(v *podView) bool { return v.updated }) {
+			reachable++
+		}
+	}
+	if in.onDelete {
+		return desired
+	}
+	return min(max(0, desired-in.partition), reachable)
+}
+
+// scaled resolves an int-or-percent of nodes, rounding up as the native
+// DaemonSet does; unset gives def.
+func scaled(v *intstr.IntOrString, total int32, def int32) int32 {
+	if v == nil {
+		return def
+	}
+	n, err := intstr.GetScaledValueFromIntOrPercent(v, int(total), true)
+	if err != nil || n < 0 {
+		return def
+	}
+	return int32(n)
+}
+
+// createPods creates the planned pods, each pinned to its node.
+func (r *Reconciler) createPods(ctx context.Context, ds *appsv1alpha1.DaemonSet, t *podcontrol.Templates, current *appsv1.ControllerRevision, creates []podCreate) error {
+	if len(creates) == 0 {
+		return nil
+	}
+	key := ownerKey(ds)
+	var created atomic.Int32
+	err := podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, creates, func(ctx context.Context, c podCreate) error {
+		rev := current
+		if c.updated {
+			rev = t.Update()
+		}
+		tpl, err := t.Template(rev.Name)
+		if err != nil {
+			return err
+		}
+		if err := r.Pods.Create(ctx, key, buildPod(ds, tpl, rev.Name, c.node)); err != nil {
+			return err
+		}
+		created.Add(1)
+		return nil
+	})
+	if n := created.Load(); n > 0 {
+		ctrl.LoggerFrom(ctx).Info("created pods", "count", n)
+		r.Recorder.Eventf(ds, nil, corev1.EventTypeNormal, "SuccessfulCreate", "Create", "created daemon pods")
+	}
+	return err
+}
+
+// buildPod renders the pod of ds for node from a revision's template.
+func buildPod(ds *appsv1alpha1.DaemonSet, tpl *corev1.PodTemplateSpec, rev, node string) *corev1.Pod {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            ds.Name + "-" + rand.String(5),
+			Namespace:       ds.Namespace,
+			Labels:          map[string]string{},
+			Annotations:     map[string]string{},
+			Finalizers:      tpl.Finalizers,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(ds, gvk())},
+		},
+		Spec: *tpl.Spec.DeepCopy(),
+	}
+	for k, v := range tpl.Labels {
+		pod.Labels[k] = v
+	}
+	for k, v := range tpl.Annotations {
+		pod.Annotations[k] = v
+	}
+	for k, v := range workloadLabels() {
+		pod.Labels[k] = v
+	}
+	pod.Labels[revision.LabelRevisionHash] = rev
+	if ds.Spec.Lifecycle != nil {
+		pod.Labels[appsv1alpha1.LabelLifecycleState] = string(appsv1alpha1.LifecycleStateNormal)
+	}
+	inplace.InjectReadinessGate(&pod.Spec)
+	nodeplacement.PinToNode(pod, node)
+	return pod
+}
+
+// deletePods deletes the planned pods: through the preDelete hook, except
+// the pods of nodes that left, which are deleted at once with no grace
+// period (no kubelet is left to run their termination).
+func (r *Reconciler) deletePods(ctx context.Context, ds *appsv1alpha1.DaemonSet, deletes []podDelete) error {
+	var hook *appsv1alpha1.LifecycleHook
+	if ds.Spec.Lifecycle != nil {
+		hook = ds.Spec.Lifecycle.PreDelete
+	}
+	key := ownerKey(ds)
+	var deleted atomic.Int32
+	err := podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, deletes, func(ctx context.Context, d podDelete) error {
+		pod := d.view.pod // the cache's object: read only
+		if d.force {
+			return r.forceDelete(ctx, key, pod, &deleted)
+		}
+		ok, err := r.Pods.Delete(ctx, key, pod, hook)
+		if ok {
+			deleted.Add(1)
+			ctrl.LoggerFrom(ctx).V(1).Info("deleted pod", "pod", pod.Name, "node", d.view.node, "reason", d.reason)
+		}
+		return err
+	})
+	if n := deleted.Load(); n > 0 {
+		ctrl.LoggerFrom(ctx).Info("deleted pods", "count", n)
+		r.Recorder.Eventf(ds, nil, corev1.EventTypeNormal, "SuccessfulDelete", "Delete", "deleted daemon pods")
+	}
+	return err
+}
+
+// forceDelete deletes the pod of a node that left, with no grace period
+// and past the preDelete hook, as the pod garbage collector would later.
+func (r *Reconciler) forceDelete(ctx context.Context, key string, pod *corev1.Pod, deleted *atomic.Int32) error {
+	r.Pods.Expectations.ExpectDelete(key, pod.Name, pod.UID)
+	err := r.Client.Delete(ctx, pod.DeepCopy(), client.Preconditions{UID: &pod.UID}, client.GracePeriodSeconds(0))
+	if err != nil {
+		r.Pods.Expectations.Forget(key, pod.Name)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("deleting pod %s of a node that left: %w", pod.Name, err)
+	}
+	deleted.Add(1)
+	return nil
+}
+
+// updateInPlace starts the planned in-place updates and moves on those in
+// flight, honouring the inPlaceUpdate hook.
+func (r *Reconciler) updateInPlace(ctx context.Context, ds *appsv1alpha1.DaemonSet, nodes []*nodeView, planned []*podView, t *podcontrol.Templates) (time.Duration, error) {
+	var hook *appsv1alpha1.LifecycleHook
+	if ds.Spec.Lifecycle != nil {
+		hook = ds.Spec.Lifecycle.InPlaceUpdate
+	}
+	var grace time.Duration
+	if ru := ds.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.InPlaceUpdate != nil {
+		grace = time.Duration(ru.InPlaceUpdate.GracePeriodSeconds) * time.Second
+	}
+	work := append([]*podView(nil), planned...)
+	for _, n := range nodes {
+		for _, v := range n.active {
+			if !slices.Contains(planned, v) && podcontrol.NeedsInPlaceWork(v.pod, v.updating, hook) {
+				work = append(work, v)
+			}
+		}
+	}
+	key := ownerKey(ds)
+	var wait podcontrol.MinWait
+	var started atomic.Int32
+	err := podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, work, func(ctx context.Context, v *podView) error {
+		res, err := r.Pods.InPlace(ctx, key, podcontrol.InPlaceItem{
+			Pod: v.pod, State: v.state, Revision: t.Update().Name, Change: t.ChangeTo(v.revision), GracePeriod: grace,
+		}, hook)
+		if res.Started {
+			started.Add(1)
+		}
+		wait.Observe(res.RequeueAfter)
+		return err
+	})
+	if n := started.Load(); n > 0 {
+		ctrl.LoggerFrom(ctx).Info("started in-place updates", "count", n, "revision", t.Update().Name)
+	}
+	return wait.Get(), err
+}
+
+// repairPods fixes pods left half-way by an interrupted reconcile or a
+// changed spec (podcontrol.NeedsRepair).
+func (r *Reconciler) repairPods(ctx context.Context, ds *appsv1alpha1.DaemonSet, nodes []*nodeView) error {
+	var repair []*podView
+	for _, n := range nodes {
+		for _, v := range n.active {
+			if !v.updating && podcontrol.NeedsRepair(v.pod, v.updated, v.inFlight) {
+				repair = append(repair, v)
+			}
+		}
+	}
+	key := ownerKey(ds)
+	return podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, repair, func(ctx context.Context, v *podView) error {
+		return r.Pods.Repair(ctx, key, v.pod)
+	})
+}
