@@ -236,9 +236,10 @@ type RollingUpdateStatefulSetStrategy struct {
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 1 : self.matches('^(100|[1-9]?[0-9])%$')",message="must be a positive integer or a percentage from 0% to 100%"
 	MaxUnavailable *intstr.IntOrString `json:"maxUnavailable,omitempty"`
 
-	// paused stops the update where it is: no pod moves to the new
-	// revision, and pods created meanwhile (scale-up, replacement of a lost
-	// pod) get the current revision. Scaling goes on.
+	// paused stops the update where it is: no running pod moves to the
+	// new revision. Scaling goes on, and pods created meanwhile (scale-up,
+	// replacement of a lost pod) get the update revision unless below the
+	// partition, as with the native StatefulSet.
 	// +optional
 	Paused bool `json:"paused,omitempty"`
 

@@ -268,11 +268,11 @@ func TestPartitionAndPause(t *testing.T) {
 	if cur.Status.CurrentRevision != oldRev || cur.Status.CurrentReplicas != 2 || cur.Status.UpdatedReplicas != 2 || cur.Status.ExpectedUpdatedReplicas != 2 {
 		t.Fatalf("status %+v", cur.Status)
 	}
-	// Paused: lowering the partition moves nothing; a lost pod comes back
-	// at the current revision, a new one too.
+	// Paused: scaling and replacing a lost pod go on; then lowering the
+	// partition moves no running pod. The partition is lowered only once
+	// the lost pod and the new one exist, so each rule is seen on its own.
 	modify(t, set, func(s *appsv1alpha1.StatefulSet) {
 		s.Spec.UpdateStrategy.RollingUpdate.Paused = true
-		s.Spec.UpdateStrategy.RollingUpdate.Partition = nil
 		s.Spec.Replicas = ptr.To[int32](5)
 	})
 	lost := pods(t, set)[0]
@@ -283,22 +283,26 @@ func TestPartitionAndPause(t *testing.T) {
 		ps := pods(t, set)
 		return len(ps) == 5 && ps[0].UID != lost.UID, fmt.Sprint(names(ps))
 	})
+	modify(t, set, func(s *appsv1alpha1.StatefulSet) { s.Spec.UpdateStrategy.RollingUpdate.Partition = nil })
 	eventually(t, "paused status", func() (bool, string) {
 		cur = get(t, set)
 		c := condition(cur, appsv1alpha1.ConditionReady)
 		return cur.Status.ObservedGeneration == cur.Generation && cur.Status.AvailableReplicas == 5 && c != nil && c.Reason == appsv1alpha1.ReasonPaused,
 			fmt.Sprintf("%+v", cur.Status)
 	})
+	// part-0 came back below the partition (old); part-4 was created at
+	// the update revision; lowering the partition while paused moved
+	// neither part-0 nor part-1.
 	for _, p := range pods(t, set) {
-		want := oldRev
-		if p.Name == "part-2" || p.Name == "part-3" {
-			want = newRev
+		want := newRev
+		if p.Name == "part-0" || p.Name == "part-1" {
+			want = oldRev
 		}
 		if p.Labels[revision.LabelRevisionHash] != want {
 			t.Errorf("paused: %s on %s, want %s", p.Name, p.Labels[revision.LabelRevisionHash], want)
 		}
 	}
-	if cur.Status.UpdatedReplicas != 2 || cur.Status.CurrentReplicas != 3 {
+	if cur.Status.UpdatedReplicas != 3 || cur.Status.CurrentReplicas != 2 || cur.Status.ExpectedUpdatedReplicas != 5 {
 		t.Errorf("paused status %+v", cur.Status)
 	}
 	// Resumed: every pod moves.

@@ -85,8 +85,7 @@ type planInput struct {
 }
 
 // podCreate is a pod to create: its ordinal and whether it gets the current
-// revision (below the partition, or while paused) rather than the update
-// revision.
+// revision (below the partition) rather than the update revision.
 type podCreate struct {
 	ordinal int32
 	current bool
@@ -125,9 +124,13 @@ func (in *planInput) updating() bool {
 }
 
 // keepsCurrent reports whether a pod created at position i gets the
-// current revision.
+// current revision: below the partition. Elsewhere a created pod gets the
+// update revision, also while paused (as the native and OpenKruise
+// controllers do): pausing stops running pods from moving, and a pod that
+// was being recreated when the update was paused comes back updated
+// rather than going back.
 func (in *planInput) keepsCurrent(i int) bool {
-	return !in.onDelete && (int32(i) < in.partition || in.paused)
+	return !in.onDelete && int32(i) < in.partition
 }
 
 // computePlan decides the creates, deletes and in-place updates of one

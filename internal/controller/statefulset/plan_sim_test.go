@@ -178,8 +178,8 @@ func (s *simCluster) reconcile() {
 		if c.current {
 			rev = s.cfg.initialRev
 		}
-		if !c.current && !s.cfg.onDelete && (int32(pos) < s.cfg.partition || s.paused) {
-			s.fail("ordinal %d created at the update revision below the partition or while paused", c.ordinal)
+		if c.current == (s.cfg.onDelete || int32(pos) >= s.cfg.partition) {
+			s.fail("ordinal %d at position %d created at the wrong revision (current=%v)", c.ordinal, pos, c.current)
 		}
 		s.pods[c.ordinal] = &simPod{ordinal: c.ordinal, rev: rev}
 	}

@@ -114,7 +114,7 @@ func TestComputePlan(t *testing.T) {
 		{"recreated pod below the partition keeps the current revision", withPartition(baseInput(seq(0, 2), view(1, old), view(2)), 2), nil, "+0(cur) wait"},
 		{"partition: positions below it are not updated", withPartition(baseInput(seq(0, 2), view(0, old), view(1, old), view(2)), 2), nil, ""},
 		{"partition counts positions, not ordinals", withPartition(baseInput([]int32{3, 5, 6}, view(3, old), view(5, old), view(6, old)), 1), nil, "-6(recreate-update)"},
-		{"paused: no update, created pods get the current revision", withPaused(baseInput(seq(0, 2), view(0, old), view(1, old))), nil, "+2(cur) wait"},
+		{"paused: no update, but created pods get the update revision", withPaused(baseInput(seq(0, 2), view(0, old), view(1, old))), nil, "+2 wait"},
 		{"paused: nothing moves", withPaused(baseInput(seq(0, 2), view(0, old), view(1, old), view(2))), nil, ""},
 		{"onDelete: nothing is updated, new pods get the update revision", withOnDelete(baseInput(seq(0, 2), view(0, old), view(1, old))), nil, "+2 wait"},
 		{"in place when possible", baseInput(seq(0, 2), view(0, old), view(1, oldNoIP), view(2, oldNoIP)), []func(*planInput){inPlace}, "-2(recreate-update)"},
