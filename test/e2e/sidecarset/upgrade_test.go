@@ -15,7 +15,6 @@ import (
 	"github.com/drover-dev/drover/internal/inplace"
 	"github.com/drover-dev/drover/internal/podstate"
 	"github.com/drover-dev/drover/internal/revision"
-	"github.com/drover-dev/drover/internal/webhook/injection"
 	"github.com/drover-dev/drover/test/e2e/framework"
 )
 
@@ -312,5 +311,34 @@ func TestContainerMaxUnavailable(t *testing.T) {
 	if peak := w.done(t); peak != 1 {
 		t.Errorf("peak pods in flight %d, want 1", peak)
 	}
-	_ = injection.Record{}
+}
+
+// A native sidecar (init container with restartPolicy Always) is upgraded
+// in place like a container: it restarts with its new image while the
+// application container keeps running.
+func TestNativeSidecarUpgradeInPlace(t *testing.T) {
+	requireManager(t)
+	ns := framework.Namespace(t)
+	app := uniq("native")
+	ss := newSidecarSet(app, map[string]string{"app": app})
+	ss.Spec.InitContainers = []appsv1alpha1.SidecarContainer{{Container: corev1.Container{
+		Name: "mesh", Image: "example.com/mesh:v1", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways)}}}
+	createSidecarSet(t, ss)
+	createPod(t, appPod(ns, "p0", map[string]string{"app": app}))
+	createPod(t, appPod(ns, "p1", map[string]string{"app": app}))
+	waitStatus(t, ss.Name, all(ready, counters(2, 2, 2, 2)))
+	before := listPods(t, ns, map[string]string{"app": app})
+	appRestarts, meshRestarts := restarts(before, "app"), restarts(before, "mesh")
+
+	modifySidecarSet(t, ss.Name, func(s *appsv1alpha1.SidecarSet) { s.Spec.InitContainers[0].Image = "example.com/mesh:v2" })
+	waitStatus(t, ss.Name, all(ready, counters(2, 2, 2, 2)))
+	for _, p := range listPods(t, ns, map[string]string{"app": app}) {
+		s := status(&p, "mesh")
+		if image(&p, "mesh") != "example.com/mesh:v2" || s == nil || s.Image != "example.com/mesh:v2" || s.RestartCount != meshRestarts[p.Name]+1 {
+			t.Errorf("pod %s: native sidecar not restarted with v2: %+v", p.Name, s)
+		}
+		if a := status(&p, "app"); a == nil || a.RestartCount != appRestarts[p.Name] {
+			t.Errorf("pod %s: the application container restarted", p.Name)
+		}
+	}
 }
