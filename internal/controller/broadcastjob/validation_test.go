@@ -65,6 +65,7 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 			if !apierrors.IsInvalid(err) {
 				t.Fatalf("want Invalid, got %v", err)
 			}
+			t.Log(err)
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not mention %q", err, w)
