@@ -231,6 +231,17 @@ componentsPatches:
   extraArgs:
   - key: service-cluster-ip-range
     value: %s
+# One replica each: without leader election an overloaded API server (a
+# loaded CI machine) cannot make them lose a lease and exit, which kwokctl's
+# binary runtime would not restart.
+- name: kube-scheduler
+  extraArgs:
+  - key: leader-elect
+    value: "false"
+- name: kube-controller-manager
+  extraArgs:
+  - key: leader-elect
+    value: "false"
 `, c.componentPort["kube-apiserver"], c.componentPort["etcd"], c.componentPort["etcd-peer"],
 		c.componentPort["kwok-controller"], c.componentPort["kube-controller-manager"], c.componentPort["kube-scheduler"],
 		bin("kube-apiserver"), bin("kube-controller-manager"), bin("kube-scheduler"), bin("etcd"), bin("kwok"),
