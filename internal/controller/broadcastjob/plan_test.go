@@ -405,22 +405,65 @@ func simulate(t *testing.T, seed int64) {
 		}
 	}
 
+	// advance moves a pod on as a scheduler and kubelet would.
+	advance := func(p *simPod) {
+		switch {
+		case p.terminating:
+			p.gone = true
+		case p.phase == corev1.PodPending && world[p.node]:
+			p.phase, p.bound = corev1.PodRunning, true
+		case p.phase == corev1.PodRunning && p.succeeds:
+			p.phase = corev1.PodSucceeded
+		case p.phase == corev1.PodRunning:
+			p.phase = corev1.PodFailed
+		}
+	}
+	// reconcile plans from the world and applies the plan.
+	reconcile := func(step int) {
+		in.nodes = in.nodes[:0]
+		for n, fits := range world {
+			in.nodes = append(in.nodes, nodeInfo{name: n, fits: fits})
+		}
+		in.pods = in.pods[:0]
+		byName := map[string]*simPod{}
+		var live []*simPod
+		for _, p := range pods {
+			if !p.gone {
+				live = append(live, p)
+				in.pods = append(in.pods, p.podInfo)
+				byName[p.name] = p
+			}
+		}
+		pods = live
+		last = computePlan(in)
+		in.resumed = false
+		in.acknowledged = last.acknowledged
+		in.pauseHeld = last.pausedByFailure
+		if in.finished == "" && (last.phase == phCompleted || last.phase == phFailed) {
+			in.finished, final = last.phase, last
+		}
+		for _, d := range last.deletes {
+			p := byName[d.pod]
+			if p.bound {
+				p.terminating = true
+			} else {
+				p.gone = true
+				podsPerNode[p.node]-- // it never ran
+			}
+		}
+		for _, n := range last.create {
+			seq++
+			pods = append(pods, &simPod{podInfo: podInfo{name: fmt.Sprintf("p%d", seq), node: n, phase: corev1.PodPending}, succeeds: rng.Float64() >= failRate})
+			podsPerNode[n]++
+		}
+		check(step)
+	}
+
 	for step := range 400 {
 		switch r := rng.Intn(10); {
 		case r < 5: // a pod moves on
-			if len(pods) == 0 {
-				continue
-			}
-			p := pods[rng.Intn(len(pods))]
-			switch {
-			case p.terminating:
-				p.gone = true
-			case p.phase == corev1.PodPending && world[p.node]:
-				p.phase, p.bound = corev1.PodRunning, true
-			case p.phase == corev1.PodRunning && p.succeeds:
-				p.phase = corev1.PodSucceeded
-			case p.phase == corev1.PodRunning:
-				p.phase = corev1.PodFailed
+			if len(pods) > 0 {
+				advance(pods[rng.Intn(len(pods))])
 			}
 		case r < 6 && step < 200 && len(pods) > 0 && rng.Intn(3) == 0: // a user deletes a pod
 			p := pods[rng.Intn(len(pods))]
@@ -446,104 +489,20 @@ func simulate(t *testing.T, seed int64) {
 					in.resumed = true // the user acknowledges
 				}
 			}
-		default: // reconcile
-			var ns []nodeInfo
-			for n, fits := range world {
-				ns = append(ns, nodeInfo{name: n, fits: fits})
-			}
-			in.nodes = ns
-			in.pods = in.pods[:0]
-			byName := map[string]*simPod{}
-			var live []*simPod
-			for _, p := range pods {
-				if p.gone {
-					continue
-				}
-				live = append(live, p)
-				in.pods = append(in.pods, p.podInfo)
-				byName[p.name] = p
-			}
-			pods = live
-			last = computePlan(in)
-			in.resumed = false
-			in.acknowledged = last.acknowledged
-			in.pauseHeld = last.pausedByFailure
-			if in.finished == "" && (last.phase == phCompleted || last.phase == phFailed) {
-				in.finished, final = last.phase, last
-			}
-			for _, d := range last.deletes {
-				p := byName[d.pod]
-				if p.bound {
-					p.terminating = true
-				} else {
-					p.gone = true
-					podsPerNode[p.node]-- // it never ran
-				}
-			}
-			for _, n := range last.create {
-				seq++
-				pods = append(pods, &simPod{podInfo: podInfo{name: fmt.Sprintf("p%d", seq), node: n, phase: corev1.PodPending}, succeeds: rng.Float64() >= failRate})
-				podsPerNode[n]++
-			}
-			check(step)
-		}
-		// A paused-by-failure job whose user never acts would hang: let
-		// the user act once the world has settled.
-		if step == 300 && in.failure == pause {
-			in.resumed = true
+		default:
+			reconcile(step)
 		}
 	}
-	// Let everything finish: every pod runs to its end, reconciles follow.
-	for range 200 {
+	// Let everything finish: every pod moves on, reconciles follow, and a
+	// user resumes a job paused by a failure.
+	for step := 400; step < 600; step++ {
 		for _, p := range pods {
-			switch {
-			case p.terminating:
-				p.gone = true
-			case p.phase == corev1.PodPending && world[p.node]:
-				p.phase, p.bound = corev1.PodRunning, true
-			case p.phase == corev1.PodPending:
-				// stays pending: its node no longer fits; the plan deletes it
-			case p.phase == corev1.PodRunning && p.succeeds:
-				p.phase = corev1.PodSucceeded
-			case p.phase == corev1.PodRunning:
-				p.phase = corev1.PodFailed
-			}
+			advance(p)
 		}
-		var ns []nodeInfo
-		for n, fits := range world {
-			ns = append(ns, nodeInfo{name: n, fits: fits})
-		}
-		in.nodes = ns
-		in.pods = in.pods[:0]
-		byName := map[string]*simPod{}
-		var live []*simPod
-		for _, p := range pods {
-			if !p.gone {
-				live = append(live, p)
-				in.pods = append(in.pods, p.podInfo)
-				byName[p.name] = p
-			}
-		}
-		pods = live
 		if in.pauseHeld {
 			in.resumed = true
 		}
-		last = computePlan(in)
-		in.resumed = false
-		in.acknowledged = last.acknowledged
-		in.pauseHeld = last.pausedByFailure
-		if in.finished == "" && (last.phase == phCompleted || last.phase == phFailed) {
-			in.finished, final = last.phase, last
-		}
-		for _, d := range last.deletes {
-			byName[d.pod].terminating = true
-		}
-		for _, n := range last.create {
-			seq++
-			pods = append(pods, &simPod{podInfo: podInfo{name: fmt.Sprintf("p%d", seq), node: n, phase: corev1.PodPending}, succeeds: rng.Float64() >= failRate})
-			podsPerNode[n]++
-		}
-		check(-1)
+		reconcile(step)
 	}
 	if in.finished == "" {
 		t.Fatalf("job did not finish: %+v", last)
