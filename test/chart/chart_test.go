@@ -30,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -69,6 +70,8 @@ var clusterScopedKinds = map[string]bool{
 	"CustomResourceDefinition": true,
 	"ClusterRole":              true,
 	"ClusterRoleBinding":       true,
+	// The SidecarSet injection webhook's configuration.
+	"MutatingWebhookConfiguration": true,
 }
 
 // valueSets are the configurations every test renders: the defaults, an HA
@@ -307,8 +310,9 @@ func TestRenderDefaults(t *testing.T) {
 
 	// The expected set of objects, and nothing optional.
 	want := map[string]int{
-		"ServiceAccount": 1, "ClusterRole": 3, "ClusterRoleBinding": 1, "Role": 1,
-		"RoleBinding": 1, "Deployment": 1, "Service": 1,
+		"ServiceAccount": 1, "ClusterRole": 4, "ClusterRoleBinding": 2, "Role": 2,
+		"RoleBinding": 2, "Deployment": 1, "Service": 2,
+		"Secret": 1, "MutatingWebhookConfiguration": 1, // the SidecarSet injection webhook
 		"CustomResourceDefinition": countCRDFiles(t),
 	}
 	got := map[string]int{}
@@ -694,6 +698,10 @@ func TestValuesSchema(t *testing.T) {
 		name string
 		args []string
 	}{
+		{"bad webhook failurePolicy", []string{"--set", "webhook.failurePolicy=Sometimes"}},
+		{"webhook port out of range", []string{"--set", "webhook.port=0"}},
+		{"typo in the webhook values", []string{"--set", "webhook.certmanager.enabled=true"}},
+		{"bad issuer kind", []string{"--set", "webhook.certManager.issuerRef.kind=Vault"}},
 		{"unknown top-level key", []string{"--set", "replica=2"}},
 		{"negative replicas", []string{"--set", "replicas=-1"}},
 		{"zero concurrency", []string{"--set", "concurrency=0"}},
@@ -1119,7 +1127,8 @@ func helmInstallCycle(ctx context.Context, t *testing.T, cfg *rest.Config) {
 	}
 	metricsPort, healthPort := freePort(t), freePort(t)
 	out := run("install", release, chartDir(t), "--namespace", ns, "--create-namespace",
-		"--set", fmt.Sprintf("metrics.port=%d", metricsPort), "--set", fmt.Sprintf("health.port=%d", healthPort))
+		"--set", fmt.Sprintf("metrics.port=%d", metricsPort), "--set", fmt.Sprintf("health.port=%d", healthPort),
+		"--set", fmt.Sprintf("webhook.port=%d", freePort(t)))
 	if !strings.Contains(out, "STATUS: deployed") {
 		t.Errorf("helm install:\n%s", out)
 	}
@@ -1299,6 +1308,38 @@ func runManagerAsInstalled(ctx context.Context, t *testing.T, cfg *rest.Config, 
 		observed, _, _ := unstructured.NestedInt64(cs.Object, "status", "observedGeneration")
 		return len(pods.Items) == 2 && observed == cs.GetGeneration()
 	})
+	// The injection webhook: the manager writes a SidecarSet's entry, with
+	// the CA of the certificate it made, into the chart's configuration.
+	ss := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apps.drover.dev/v1alpha1",
+		"kind":       "SidecarSet",
+		"metadata":   map[string]any{"name": "smoke"},
+		"spec": map[string]any{
+			"selector":   map[string]any{"matchLabels": map[string]any{"app": "smoke"}},
+			"containers": []any{map[string]any{"name": "proxy", "image": "registry.example/proxy:v1"}},
+		},
+	}}
+	if err := c.Create(ctx, ss); err != nil {
+		t.Fatalf("creating a SidecarSet: %v", err)
+	}
+	configName := ""
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "--webhook-config-name="); ok {
+			configName = v
+		}
+	}
+	waitFor("the manager to write the SidecarSet's webhook entry", time.Minute, func() bool {
+		cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		if err := c.Get(ctx, client.ObjectKey{Name: configName}, cfg); err != nil || len(cfg.Webhooks) != 1 {
+			return false
+		}
+		w := cfg.Webhooks[0]
+		return w.Name == "smoke.sidecarset.apps.drover.dev" && len(w.ClientConfig.CABundle) > 0 &&
+			w.ClientConfig.Service != nil && w.ClientConfig.Service.Namespace == ns
+	})
+	if err := c.Delete(ctx, ss); err != nil {
+		t.Fatal(err)
+	}
 	if n := strings.Count(strings.ToLower(logs.String()), "forbidden"); n > 0 {
 		t.Errorf("drover-manager hit %d RBAC refusals running as the chart's ServiceAccount", n)
 	}
