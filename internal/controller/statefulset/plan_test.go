@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 )
@@ -252,4 +253,47 @@ func ints(items ...string) []intstr.IntOrString {
 		}
 	}
 	return out
+}
+
+func TestResolve(t *testing.T) {
+	pct := func(s string) *intstr.IntOrString { v := intstr.FromString(s); return &v }
+	set := func(policy appsv1alpha1.StatefulSetPodManagementPolicy, ru *appsv1alpha1.RollingUpdateStatefulSetStrategy) *appsv1alpha1.StatefulSet {
+		return &appsv1alpha1.StatefulSet{Spec: appsv1alpha1.StatefulSetSpec{
+			PodManagementPolicy: policy, MinReadySeconds: 7,
+			UpdateStrategy: appsv1alpha1.StatefulSetUpdateStrategy{Type: appsv1alpha1.RollingUpdateStatefulSetStrategyType, RollingUpdate: ru},
+		}}
+	}
+	priority := &appsv1alpha1.UpdatePriorityStrategy{OrderPriority: []appsv1alpha1.UpdatePriorityOrderTerm{{OrderedKey: "k"}}}
+	full := &appsv1alpha1.RollingUpdateStatefulSetStrategy{
+		Partition: pct("25%"), MaxUnavailable: pct("30%"), MinReadySeconds: ptr.To[int32](3), Paused: true,
+		PodUpdatePolicy: appsv1alpha1.InPlaceOnlyStatefulSetPodUpdatePolicy,
+		UnorderedUpdate: &appsv1alpha1.StatefulSetUnorderedUpdateStrategy{PriorityStrategy: priority},
+	}
+	cases := []struct {
+		name string
+		set  *appsv1alpha1.StatefulSet
+		want string
+	}{
+		{"defaults", set("", nil), "ordered=true partition=0 maxUnavailable=1 minReady=7 paused=false policy=ReCreate priority=false"},
+		{"percentages of 10: partition rounds up, maxUnavailable down", set(appsv1alpha1.ParallelPodManagement, full),
+			"ordered=false partition=3 maxUnavailable=3 minReady=3 paused=true policy=InPlaceOnly priority=true"},
+		{"maxUnavailable rounds down to 0: at least 1", set(appsv1alpha1.ParallelPodManagement, &appsv1alpha1.RollingUpdateStatefulSetStrategy{MaxUnavailable: pct("5%")}),
+			"ordered=false partition=0 maxUnavailable=1 minReady=7 paused=false policy=ReCreate priority=false"},
+		{"priority needs Parallel", set(appsv1alpha1.OrderedReadyPodManagement, &appsv1alpha1.RollingUpdateStatefulSetStrategy{
+			UnorderedUpdate: &appsv1alpha1.StatefulSetUnorderedUpdateStrategy{PriorityStrategy: priority}}),
+			"ordered=true partition=0 maxUnavailable=1 minReady=7 paused=false policy=ReCreate priority=false"},
+	}
+	for _, tc := range cases {
+		s := resolve(tc.set, 10)
+		got := fmt.Sprintf("ordered=%v partition=%d maxUnavailable=%d minReady=%d paused=%v policy=%s priority=%v",
+			s.ordered, s.partition, s.maxUnavailable, s.minReady, s.paused, s.policy, s.priority != nil)
+		if got != tc.want {
+			t.Errorf("%s: got %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	onDelete := set("", full)
+	onDelete.Spec.UpdateStrategy.Type = appsv1alpha1.OnDeleteStatefulSetStrategyType
+	if s := resolve(onDelete, 10); !s.onDelete || s.paused || s.partition != 0 {
+		t.Errorf("OnDelete ignores rollingUpdate: %+v", s)
+	}
 }

@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -315,5 +317,71 @@ func TestClaimRetentionDelete(t *testing.T) {
 	waitClaims(t, ns)
 	if err := framework.Client().Get(context.Background(), client.ObjectKeyFromObject(cur), &appsv1alpha1.StatefulSet{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("set still there: %v", err)
+	}
+}
+
+// HPA drives the set through the scale subresource; it needs the selector
+// that status.labelSelector reports, here without spec.selector.
+func TestHPAScalesWithoutSelector(t *testing.T) {
+	t.Parallel()
+	ns := framework.Namespace(t)
+	set := create(t, newSet(ns, "hpa", 1, parallel))
+	waitReady(t, set)
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Name: "hpa", Namespace: ns},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps.drover.dev/v1alpha1", Kind: "StatefulSet", Name: "hpa"},
+			MinReplicas:    ptr.To[int32](3),
+			MaxReplicas:    5,
+		},
+	}
+	if err := framework.Client().Create(context.Background(), hpa); err != nil {
+		t.Fatal(err)
+	}
+	framework.Eventually(t, 2*timeout, func() error {
+		cur := get(t, set)
+		if ptr.Deref(cur.Spec.Replicas, 0) != 3 || cur.Status.AvailableReplicas != 3 {
+			return fmt.Errorf("replicas %d, available %d", ptr.Deref(cur.Spec.Replicas, 0), cur.Status.AvailableReplicas)
+		}
+		return nil
+	})
+	waitNames(t, set, "hpa-0", "hpa-1", "hpa-2")
+}
+
+// minReadySeconds: a pod counts as available only after being ready that
+// long, and OrderedReady creates the next pod only then.
+func TestMinReadySeconds(t *testing.T) {
+	t.Parallel()
+	ns := framework.Namespace(t)
+	const minReady = 2
+	log := watchPods(t, ns)
+	set := create(t, newSet(ns, "slow", 2, func(s *appsv1alpha1.StatefulSet) { s.Spec.MinReadySeconds = minReady }))
+	framework.Eventually(t, timeout, func() error {
+		cur := get(t, set)
+		if cur.Status.ReadyReplicas == 1 && cur.Status.AvailableReplicas == 0 {
+			return nil // seen: ready but not yet available
+		}
+		return fmt.Errorf("status %+v", cur.Status)
+	})
+	waitReady(t, set)
+	log.stop()
+	var readyAt time.Time
+	err := log.replay(0, func(ev podEvent, before map[string]*corev1.Pod) error {
+		if ev.pod.Name == "slow-0" && podstate.IsReady(ev.pod) && readyAt.IsZero() {
+			readyAt = podstate.ReadySince(ev.pod)
+		}
+		if ev.typ == watch.Added && ev.pod.Name == "slow-1" {
+			if readyAt.IsZero() {
+				return errors.New("slow-1 created before slow-0 was ready")
+			}
+			if wait := ev.pod.CreationTimestamp.Sub(readyAt); wait < minReady*time.Second-time.Second {
+				// Timestamps have second precision: allow one second.
+				return fmt.Errorf("slow-1 created %s after slow-0 became ready, minReadySeconds %d", wait, minReady)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
