@@ -110,6 +110,9 @@ func Setup(mgr manager.Manager, o Options) error {
 	if o.ServicePort == 0 {
 		o.ServicePort = 443
 	}
+	if o.CertSecret.Name == "" {
+		o.CertSecret = types.NamespacedName{Namespace: "default", Name: "drover-webhook-cert"}
+	}
 	clientConfig, dnsNames, err := o.clientConfig()
 	if err != nil {
 		return err

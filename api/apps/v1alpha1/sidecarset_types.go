@@ -280,9 +280,10 @@ type SidecarSetStatus struct {
 	// +optional
 	LatestRevision string `json:"latestRevision,omitempty"`
 
-	// conditions: Ready, Reconciling, Stalled and InPlaceUpdateBlocked (True
-	// while matched pods were injected with a revision that differs from
-	// the latest in more than images: they get it only when recreated).
+	// conditions: Ready, Reconciling, Stalled (kstatus), Progressing, and
+	// InPlaceUpdateBlocked (True while matched pods were injected with a
+	// revision that differs from the latest in more than images: they get
+	// it only when recreated).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
