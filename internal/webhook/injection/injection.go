@@ -191,21 +191,10 @@ func Inject(pod *corev1.Pod, ss *appsv1alpha1.SidecarSet) bool {
 		taken[c.Name] = true
 	}
 
-	var before, after []corev1.Container
+	spec.Containers = place(ss.Spec.Containers, spec.Containers, app, false, taken)
+	spec.InitContainers = place(ss.Spec.InitContainers, spec.InitContainers, app, true, taken)
 	for i := range ss.Spec.Containers {
-		sc := &ss.Spec.Containers[i]
-		for _, c := range build(sc, app, false) {
-			if taken[c.Name] {
-				continue
-			}
-			taken[c.Name] = true
-			if sc.PodInjectPolicy == appsv1alpha1.AfterAppContainer {
-				after = append(after, c)
-			} else {
-				before = append(before, c)
-			}
-		}
-		if IsHot(sc) {
+		if sc := &ss.Spec.Containers[i]; IsHot(sc) {
 			if rec.HotUpgrade == nil {
 				rec.HotUpgrade = map[string]string{}
 			}
@@ -213,24 +202,6 @@ func Inject(pod *corev1.Pod, ss *appsv1alpha1.SidecarSet) bool {
 			rec.HotUpgrade[sc.Name] = first
 		}
 	}
-	spec.Containers = concat(before, spec.Containers, after)
-
-	before, after = nil, nil
-	for i := range ss.Spec.InitContainers {
-		sc := &ss.Spec.InitContainers[i]
-		for _, c := range build(sc, app, true) {
-			if taken[c.Name] {
-				continue
-			}
-			taken[c.Name] = true
-			if sc.PodInjectPolicy == appsv1alpha1.AfterAppContainer {
-				after = append(after, c)
-			} else {
-				before = append(before, c)
-			}
-		}
-	}
-	spec.InitContainers = concat(before, spec.InitContainers, after)
 
 	volumes := map[string]bool{}
 	for _, v := range spec.Volumes {
@@ -263,6 +234,27 @@ func Inject(pod *corev1.Pod, ss *appsv1alpha1.SidecarSet) bool {
 	}
 	pod.Annotations[appsv1alpha1.AnnotationSidecarSetHash] = records.Encode()
 	return true
+}
+
+// place returns the pod's containers (own) with the sidecars before or
+// after them, skipping names already taken (and taking the new ones).
+func place(sidecars []appsv1alpha1.SidecarContainer, own, app []corev1.Container, init bool, taken map[string]bool) []corev1.Container {
+	var before, after []corev1.Container
+	for i := range sidecars {
+		sc := &sidecars[i]
+		for _, c := range build(sc, app, init) {
+			if taken[c.Name] {
+				continue
+			}
+			taken[c.Name] = true
+			if sc.PodInjectPolicy == appsv1alpha1.AfterAppContainer {
+				after = append(after, c)
+			} else {
+				before = append(before, c)
+			}
+		}
+	}
+	return concat(before, own, after)
 }
 
 // build renders the pod containers of one sidecar: one, or the two slots
