@@ -14,7 +14,6 @@ import (
 	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/controller/sidecarset"
@@ -30,43 +29,17 @@ import (
 
 var k8s client.Client
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	env, err := testenv.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: testenv.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	pods, err := sidecarset.NewPodCache(mgr.GetConfig(), mgr.GetScheme(), mgr.GetRESTMapper(), mgr.GetHTTPClient(), nil)
-	if err == nil {
-		err = mgr.Add(pods)
-	}
-	if err == nil {
-		err = sidecarset.SetupWithManager(mgr, sidecarset.Options{Pods: pods, MaxConcurrentReconciles: 2})
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
+func TestMain(m *testing.M) {
+	os.Exit(testenv.MainWithManager(m, func(mgr ctrl.Manager) error {
+		pods, err := sidecarset.NewPodCache(mgr.GetConfig(), mgr.GetScheme(), mgr.GetRESTMapper(), mgr.GetHTTPClient(), nil)
+		if err != nil {
+			return err
 		}
-	}()
-	if k8s, err = client.New(env.Config, client.Options{Scheme: testenv.Scheme()}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+		if err := mgr.Add(pods); err != nil {
+			return err
+		}
+		return sidecarset.SetupWithManager(mgr, sidecarset.Options{Pods: pods, MaxConcurrentReconciles: 2})
+	}, func(c client.Client) { k8s = c }))
 }
 
 func eventually(t *testing.T, what string, cond func() error) {
@@ -82,23 +55,13 @@ func eventually(t *testing.T, what string, cond func() error) {
 	t.Fatalf("%s: %v", what, last)
 }
 
-// runningPod creates pod (already injected) and gives it the status a
-// kubelet would.
+// runningPod creates pod (already injected) and runs it (testenv.RunPod).
 func runningPod(t *testing.T, pod *corev1.Pod) *corev1.Pod {
 	t.Helper()
-	ctx := context.Background()
-	if err := k8s.Create(ctx, pod); err != nil {
+	if err := k8s.Create(context.Background(), pod); err != nil {
 		t.Fatal(err)
 	}
-	pod.Status.Phase = corev1.PodRunning
-	for _, c := range pod.Spec.Containers {
-		pod.Status.ContainerStatuses = append(pod.Status.ContainerStatuses, corev1.ContainerStatus{
-			Name: c.Name, Image: c.Image, ImageID: "id-" + c.Image, Ready: true,
-			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}},
-		})
-	}
-	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
-	if err := k8s.Status().Update(ctx, pod); err != nil {
+	if err := testenv.RunPod(context.Background(), k8s, pod); err != nil {
 		t.Fatal(err)
 	}
 	return pod

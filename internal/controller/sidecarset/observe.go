@@ -110,7 +110,8 @@ func (r *Reconciler) namespaceMatches(ctx context.Context, sel labels.Selector, 
 // view classifies one matched pod.
 func (r *Reconciler) view(pod *corev1.Pod, ss *appsv1alpha1.SidecarSet, rev injection.Revisions, scope labels.Selector) *podView {
 	v := &podView{pod: pod, ready: podstate.IsReady(pod), inScope: scope.Matches(labels.Set(pod.Labels))}
-	v.next, v.upgradable = nextStep(pod, ss, rev, injection.RecordsOf(pod))
+	records := injection.RecordsOf(pod)
+	v.next, v.upgradable = nextStep(pod, ss, rev, records)
 	state, hasState := inplace.StateOn(pod, inplace.SidecarTrack)
 	mine := hasState && ownerOfRevision(state.Revision) == ss.Name
 	switch {
@@ -128,7 +129,7 @@ func (r *Reconciler) view(pod *corev1.Pod, ss *appsv1alpha1.SidecarSet, rev inje
 	v.updated = v.upgradable && v.next.kind == stepNone && !v.inFlight
 	if !v.upgradable {
 		// Counted updated if it happens to run the latest revision.
-		v.updated = injection.RecordsOf(pod)[ss.Name].Hash == rev.Hash
+		v.updated = records[ss.Name].Hash == rev.Hash
 	}
 	v.blocked = otherUpdateInFlight(pod, ss.Name)
 	return v
