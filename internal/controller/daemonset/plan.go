@@ -55,7 +55,8 @@ type planInput struct {
 	// nodes are the eligible nodes and every node holding a pod of the
 	// DaemonSet, sorted by name.
 	nodes []*nodeView
-	// updating: the strategy is RollingUpdate and not paused.
+	// updating: the strategy is RollingUpdate and not paused (pods are
+	// moved to the update revision).
 	updating bool
 	// onDelete: the strategy is OnDelete (a replaced pod gets the update
 	// revision).
@@ -207,7 +208,9 @@ func computePlan(in planInput) plan {
 		return cmp.Compare(btoi(!a.n.inScope), btoi(!b.n.inScope))
 	})
 	for _, s := range empty {
-		upd := in.onDelete || !in.haveCurrent || (in.updating && s.n.inScope && updated < target)
+		// Paused or not: pausing stops moving pods, not what new ones run
+		// (as the native controller and the StatefulSet do).
+		upd := in.onDelete || !in.haveCurrent || (s.n.inScope && updated < target)
 		if upd {
 			updated++
 		}

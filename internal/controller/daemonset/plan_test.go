@@ -263,9 +263,15 @@ func TestComputePlan(t *testing.T) {
 			want:  []string{"create a old"},
 		},
 		{
-			name:  "paused: nothing moves, an empty node gets the current revision",
+			name:  "paused: nothing moves, an empty node gets the update revision",
 			nodes: []tn{{name: "a", pods: "o"}, {name: "b"}},
 			tweak: func(in *planInput) { in.updating = false },
+			want:  []string{"create b new"},
+		},
+		{
+			name:  "paused with a partition: an empty node below it gets the current revision",
+			nodes: []tn{{name: "a", pods: "u"}, {name: "b"}},
+			tweak: func(in *planInput) { in.updating, in.partition = false, 1 },
 			want:  []string{"create b old"},
 		},
 		{
