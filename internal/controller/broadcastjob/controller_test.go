@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -760,4 +761,29 @@ func TestTTLAfterFinished(t *testing.T) {
 	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(j), &appsv1alpha1.BroadcastJob{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("job not deleted after its TTL: %v", err)
 	}
+}
+
+// A pod creation the API server refuses (here pod validation, stricter
+// than the CRD's schema: a container name with capitals) stalls the job
+// with the error; fixing the template, which only pods created afterwards
+// use, lets it go on.
+func TestRefusedPodCreationStallsTheJob(t *testing.T) {
+	f := setup(t)
+	f.node("a", nil)
+	j := f.create(f.job("refused", func(j *appsv1alpha1.BroadcastJob) { j.Spec.Template.Spec.Containers[0].Name = "Task" }))
+	cur := waitStatus(t, j, "stalled", func(st *appsv1alpha1.BroadcastJobStatus) bool {
+		return meta.IsStatusConditionTrue(st.Conditions, appsv1alpha1.ConditionStalled)
+	})
+	c := condition(cur, appsv1alpha1.ConditionStalled)
+	if c.Reason != appsv1alpha1.ReasonCreateFailed || !strings.Contains(c.Message, "creating pods") || !strings.Contains(c.Message, "Task") {
+		t.Fatalf("Stalled condition %+v", c)
+	}
+	if r := condition(cur, appsv1alpha1.ConditionReady); r == nil || r.Status != metav1.ConditionFalse || r.Reason != appsv1alpha1.ReasonCreateFailed {
+		t.Fatalf("Ready %+v", r)
+	}
+	modify(t, j, func(j *appsv1alpha1.BroadcastJob) { j.Spec.Template.Spec.Containers[0].Name = "task" })
+	eventually(t, "a pod", func() (bool, string) { n := len(pods(t, j)); return n == 1, fmt.Sprint(n) })
+	waitStatus(t, j, "no longer stalled", func(st *appsv1alpha1.BroadcastJobStatus) bool {
+		return meta.IsStatusConditionFalse(st.Conditions, appsv1alpha1.ConditionStalled) && st.Active == 1
+	})
 }
