@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -347,12 +348,18 @@ func TestUserSelectorAndAdoption(t *testing.T) {
 func TestRepairsMissingReadinessGate(t *testing.T) {
 	ns := namespace(t)
 	set := create(t, newSet(ns, "gate", 1))
-	eventually(t, "gate-0", namesAre(t, set, "gate-0"))
-	p := pods(t, set)[0]
+	eventually(t, "gate-0 with its gate open", func() (bool, string) {
+		ps := pods(t, set)
+		return len(ps) == 1 && inplace.GateStatus(&ps[0]) == corev1.ConditionTrue, fmt.Sprint(names(ps))
+	})
 	// A manager stopped between creating a pod and opening its gate leaves
 	// the gate without a condition: the next reconcile opens it.
-	p.Status.Conditions = nil
-	if err := k8s.Status().Update(context.Background(), &p); err != nil {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		p := pods(t, set)[0]
+		p.Status.Conditions = nil
+		return k8s.Status().Update(context.Background(), &p)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	modify(t, set, func(s *appsv1alpha1.StatefulSet) { s.Annotations = map[string]string{"poke": "1"} })

@@ -132,20 +132,12 @@ func (r *Reconciler) updateStatus(ctx context.Context, set *appsv1alpha1.Statefu
 	if apiequality.Semantic.DeepEqual(old, st) {
 		return wait, nil
 	}
-	key := ownerKey(set)
-	if !significant(&old, &st) {
-		// Only counters moved: they are written at most once per interval.
-		if left := r.statusWrites.Wait(key, now); left > 0 {
-			return podcontrol.MinPositive(wait, left), nil
-		}
-	}
 	patched := set.DeepCopy()
 	patched.Status = st
-	retry, err := workloadstatus.Patch(ctx, r.Client, set, patched)
-	if err != nil || retry > 0 {
-		return retry, err
+	retry, err := r.statusWrites.Write(ctx, r.Client, ownerKey(set), now, set, patched, significant(&old, &st))
+	if retry > 0 || err != nil {
+		return podcontrol.MinPositive(wait, retry), err
 	}
-	r.statusWrites.Wrote(key, now)
 	return wait, nil
 }
 

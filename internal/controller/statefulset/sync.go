@@ -99,19 +99,15 @@ func resolve(set *appsv1alpha1.StatefulSet, replicas int32) resolved {
 func (r *Reconciler) sync(ctx context.Context, set *appsv1alpha1.StatefulSet, o *observed) (syncResult, error) {
 	log := ctrl.LoggerFrom(ctx)
 	var res syncResult
-	hist, err := revision.Sync(ctx, r.Client, revision.Owner{Object: set, GVK: gvk(), Labels: map[string]string{appsv1alpha1.LabelWorkload: Kind}},
-		&set.Spec.Template, o.history, set.Status.CollisionCount)
+	revs, err := podcontrol.SyncRevisions(ctx, r.Client, revision.Owner{Object: set, GVK: gvk(), Labels: map[string]string{appsv1alpha1.LabelWorkload: Kind}},
+		&set.Spec.Template, o.history, set.Status.CollisionCount, set.Status.CurrentRevision)
 	if err != nil {
 		return res, err
 	}
-	res.update, res.collisionCount = hist.Update, hist.CollisionCount
-	if prev := set.Status.UpdateRevision; prev != "" && prev != hist.Update.Name {
-		r.Recorder.Eventf(set, nil, corev1.EventTypeNormal, "UpdateStarted", "Update", "updating from revision %s to %s", prev, hist.Update.Name)
-	}
-	t := podcontrol.NewTemplates(hist.History, hist.Update)
-	res.current = hist.Update
-	if cur, ok := t.Revision(set.Status.CurrentRevision); ok {
-		res.current = cur
+	t := revs.Templates
+	res.update, res.current, res.collisionCount = revs.Update(), revs.Current, revs.CollisionCount
+	if prev := set.Status.UpdateRevision; prev != "" && prev != res.update.Name {
+		r.Recorder.Eventf(set, nil, corev1.EventTypeNormal, "UpdateStarted", "Update", "updating from revision %s to %s", prev, res.update.Name)
 	}
 
 	replicas := ptr.Deref(set.Spec.Replicas, 1)
@@ -127,7 +123,7 @@ func (r *Reconciler) sync(ctx context.Context, set *appsv1alpha1.StatefulSet, o 
 		start = set.Spec.Ordinals.Start
 	}
 	res.ordinals, res.partition = reserved.ordinals(start, replicas), s.partition
-	res.views, res.requeueAfter = r.views(set, o, hist.Update.Name, s.minReady)
+	res.views, res.requeueAfter = r.views(set, o, res.update.Name, s.minReady)
 
 	in := planInput{
 		ordered:        s.ordered,
@@ -184,11 +180,11 @@ func (r *Reconciler) sync(ctx context.Context, set *appsv1alpha1.StatefulSet, o 
 	if err != nil {
 		errs = append(errs, err)
 	}
-	live := map[string]bool{res.current.Name: true, hist.Update.Name: true}
-	for _, v := range res.views {
-		live[v.revision] = true
+	inUse := make([]string, len(res.views))
+	for i, v := range res.views {
+		inUse[i] = v.revision
 	}
-	if err := r.Pods.PruneHistory(ctx, hist.History, live, int(ptr.Deref(set.Spec.RevisionHistoryLimit, 10))); err != nil {
+	if err := r.Pods.PruneHistory(ctx, revs.History, revs.Live(inUse...), int(ptr.Deref(set.Spec.RevisionHistoryLimit, 10))); err != nil {
 		errs = append(errs, err)
 	}
 	return res, errors.Join(errs...)
@@ -254,16 +250,13 @@ func sortByPriority(views []*podView, priority *appsv1alpha1.UpdatePriorityStrat
 	return out
 }
 
-// createPods creates the planned pods. Parallel sets create them in
-// slow-start batches (1, 2, 4, ...), so a create that fails (quota,
-// admission) fails a few times, not n times.
+// createPods creates the planned pods, in slow-start batches (a Parallel
+// set creates many at once). It returns when to come back for pods whose
+// claims are still terminating.
 func (r *Reconciler) createPods(ctx context.Context, set *appsv1alpha1.StatefulSet, o *observed, t *podcontrol.Templates,
 	current *appsv1.ControllerRevision, creates []podCreate) (time.Duration, error) {
-	if len(creates) == 0 {
-		return 0, nil
-	}
 	var created, waiting atomic.Int32
-	create := func(ctx context.Context, c podCreate) error {
+	_, err := podcontrol.SlowStart(ctx, r.Pods.WriteConcurrency, creates, func(ctx context.Context, c podCreate) error {
 		rev := t.Update().Name
 		if c.current {
 			rev = current.Name
@@ -278,22 +271,15 @@ func (r *Reconciler) createPods(ctx context.Context, set *appsv1alpha1.StatefulS
 			waiting.Add(1)
 		}
 		return nil
-	}
-	var err error
-	for batch := 1; len(creates) > 0 && err == nil; batch *= 2 {
-		n := min(batch, len(creates))
-		err = podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, creates[:n], create)
-		creates = creates[n:]
-	}
+	})
 	if n := created.Load(); n > 0 {
 		ctrl.LoggerFrom(ctx).Info("created pods", "count", n)
 		r.Recorder.Eventf(set, nil, corev1.EventTypeNormal, "SuccessfulCreate", "Scale", "created pods")
 	}
-	var wait time.Duration
 	if waiting.Load() > 0 {
-		wait = claimRetry
+		return claimRetry, err
 	}
-	return wait, err
+	return 0, err
 }
 
 // deletePods deletes the planned pods, each once the preDelete hook
@@ -303,16 +289,13 @@ func (r *Reconciler) deletePods(ctx context.Context, set *appsv1alpha1.StatefulS
 	if set.Spec.Lifecycle != nil {
 		hook = set.Spec.Lifecycle.PreDelete
 	}
-	var deleted atomic.Int32
-	err := podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, deletes, func(ctx context.Context, d podDelete) error {
-		ok, err := r.Pods.Delete(ctx, ownerKey(set), d.view.pod, hook)
-		if ok {
-			deleted.Add(1)
-			ctrl.LoggerFrom(ctx).V(1).Info("deleted pod", "pod", d.view.pod.Name, "reason", d.reason)
-		}
-		return err
-	})
-	if n := deleted.Load(); n > 0 {
+	victims := make([]*corev1.Pod, len(deletes))
+	for i, d := range deletes {
+		victims[i] = d.view.pod
+		ctrl.LoggerFrom(ctx).V(1).Info("deleting pod", "pod", d.view.pod.Name, "reason", d.reason)
+	}
+	n, err := r.Pods.DeleteAll(ctx, ownerKey(set), victims, hook)
+	if n > 0 {
 		ctrl.LoggerFrom(ctx).Info("deleted pods", "count", n)
 		r.Recorder.Eventf(set, nil, corev1.EventTypeNormal, "SuccessfulDelete", "Delete", "deleted pods")
 	}
@@ -333,35 +316,27 @@ func (r *Reconciler) updateInPlace(ctx context.Context, set *appsv1alpha1.Statef
 			work = append(work, v)
 		}
 	}
-	var wait podcontrol.MinWait
-	var started atomic.Int32
-	err := podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, work, func(ctx context.Context, v *podView) error {
-		it := podcontrol.InPlaceItem{Pod: v.pod, Revision: t.Update().Name, Change: t.ChangeTo(v.revision), GracePeriod: grace}
+	items := make([]podcontrol.InPlaceItem, len(work))
+	for i, v := range work {
+		items[i] = podcontrol.InPlaceItem{Pod: v.pod, Revision: t.Update().Name, Change: t.ChangeTo(v.revision), GracePeriod: grace}
 		if v.hasState {
-			it.State = &v.state
+			items[i].State = &v.state
 		}
-		res, err := r.Pods.InPlace(ctx, ownerKey(set), it, hook)
-		if res.Started {
-			started.Add(1)
-		}
-		wait.Observe(res.RequeueAfter)
-		return err
-	})
-	if n := started.Load(); n > 0 {
-		ctrl.LoggerFrom(ctx).Info("started in-place updates", "count", n, "revision", t.Update().Name)
 	}
-	return wait.Get(), err
+	started, wait, err := r.Pods.InPlaceAll(ctx, ownerKey(set), items, hook)
+	if started > 0 {
+		ctrl.LoggerFrom(ctx).Info("started in-place updates", "count", started, "revision", t.Update().Name)
+	}
+	return wait, err
 }
 
 // repair fixes pods left half-way by an interrupted reconcile (podcontrol).
 func (r *Reconciler) repair(ctx context.Context, set *appsv1alpha1.StatefulSet, views []*podView) error {
-	var broken []*podView
+	var broken []*corev1.Pod
 	for _, v := range views {
 		if !v.updating && podcontrol.NeedsRepair(v.pod, v.updated, v.inFlight) {
-			broken = append(broken, v)
+			broken = append(broken, v.pod)
 		}
 	}
-	return podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, broken, func(ctx context.Context, v *podView) error {
-		return r.Pods.Repair(ctx, ownerKey(set), v.pod)
-	})
+	return r.Pods.RepairAll(ctx, ownerKey(set), broken)
 }

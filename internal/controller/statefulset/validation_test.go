@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -182,9 +183,12 @@ func TestImmutableFields(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cur := get(t, tc.set)
-			tc.mutate(cur)
-			err := k8s.Update(ctx, cur)
+			// Retried on conflicts with the controller's status writes.
+			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				cur := get(t, tc.set)
+				tc.mutate(cur)
+				return k8s.Update(ctx, cur)
+			})
 			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want %q, got %v", tc.want, err)
 			}
