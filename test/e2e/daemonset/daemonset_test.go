@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/lifecycle"
+	"github.com/drover-dev/drover/internal/podstate"
 	"github.com/drover-dev/drover/internal/revision"
 	"github.com/drover-dev/drover/test/e2e/framework"
 )
@@ -167,6 +169,68 @@ func TestRollingUpdateWithMaxSurge(t *testing.T) {
 		}
 	}
 	t.Logf("at most %d nodes ran two pods (maxSurge 2)", rec.maxDouble)
+}
+
+func TestMinReadySeconds(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	nodes := e.addNodes(3, nil)
+	const minReady = 4 * time.Second
+	ds := e.create(e.daemonSet("minready", func(d *appsv1alpha1.DaemonSet) {
+		d.Spec.MinReadySeconds = int32(minReady / time.Second)
+	}))
+	waitOnNodes(t, ds, nodes...)
+	waitReady(t, ds, 3)
+
+	// Watch when each new pod turns ready and when each old pod is
+	// deleted: with maxUnavailable 1, an old pod may go only once the
+	// previous node's new pod has been ready for minReadySeconds.
+	type mark struct {
+		at   time.Time
+		what string
+	}
+	var mu sync.Mutex
+	var marks []mark
+	seen := map[string]bool{}
+	rec := record(t, e.ns, nodes, func(state map[string]nodeState) error { return nil })
+	rec.mu.Lock()
+	rec.onEvent = func(p *corev1.Pod) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case p.DeletionTimestamp != nil && !seen["del/"+p.Name]:
+			seen["del/"+p.Name] = true
+			marks = append(marks, mark{time.Now(), "delete " + p.Name})
+		case p.DeletionTimestamp == nil && podstate.IsReady(p) && p.Spec.Containers[0].Image == "example.com/agent:v2" && !seen["ready/"+p.Name]:
+			seen["ready/"+p.Name] = true
+			marks = append(marks, mark{time.Now(), "ready " + p.Name})
+		}
+	}
+	rec.mu.Unlock()
+	modify(t, ds, setImage("example.com/agent:v2"))
+	if cur := waitReady(t, ds, 3); cur.Status.UpdatedNumberAvailable != 3 {
+		t.Fatalf("status: %+v", cur.Status)
+	}
+	rec.stop()
+	mu.Lock()
+	defer mu.Unlock()
+	var lastReady time.Time
+	deletes := 0
+	for _, m := range marks {
+		switch {
+		case strings.HasPrefix(m.what, "ready "):
+			lastReady = m.at
+		case !lastReady.IsZero():
+			deletes++
+			// Observation delays of the two events differ a little.
+			if gap := m.at.Sub(lastReady); gap < minReady-time.Second {
+				t.Fatalf("%s only %s after the previous new pod turned ready (minReadySeconds %s)", m.what, gap.Round(time.Millisecond), minReady)
+			}
+		}
+	}
+	if deletes != 2 {
+		t.Fatalf("want 2 old pods deleted after a new pod turned ready, saw %v", marks)
+	}
 }
 
 func TestPartitionAndNodeSelectorForUpdate(t *testing.T) {

@@ -281,13 +281,15 @@ type nodeState struct {
 // keeps each pod's readiness gate statuses, the largest number of nodes
 // that ran two pods at once and the largest number without a ready pod.
 type recorder struct {
-	mu         sync.Mutex
-	pods       map[string]*corev1.Pod
-	gates      map[string][]corev1.ConditionStatus
-	events     int
-	maxDouble  int
-	maxDown    int
-	check      func(nodes map[string]nodeState) error
+	mu        sync.Mutex
+	pods      map[string]*corev1.Pod
+	gates     map[string][]corev1.ConditionStatus
+	events    int
+	maxDouble int
+	maxDown   int
+	check     func(nodes map[string]nodeState) error
+	// onEvent, when set, sees every pod event (under the recorder's lock).
+	onEvent    func(p *corev1.Pod)
 	violations []string
 	stop       func()
 }
@@ -341,6 +343,9 @@ func (r *recorder) observe(typ watch.EventType, p *corev1.Pod, nodes []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events++
+	if r.onEvent != nil {
+		r.onEvent(p)
+	}
 	if typ == watch.Deleted {
 		delete(r.pods, p.Name)
 	} else {
