@@ -76,7 +76,7 @@ rest_client_requests_total{code="200",host="127.0.0.1:6443",method="DELETE"} 1
 # TYPE controller_runtime_reconcile_total counter
 controller_runtime_reconcile_total{controller="cloneset",result="success"} 40
 controller_runtime_reconcile_total{controller="cloneset",result="requeue_after"} 2
-controller_runtime_reconcile_total{controller="other",result="success"} 9
+controller_runtime_reconcile_total{controller="statefulset",result="success"} 9
 # TYPE controller_runtime_reconcile_time_seconds histogram
 controller_runtime_reconcile_time_seconds_bucket{controller="cloneset",le="+Inf"} 42
 controller_runtime_reconcile_time_seconds_sum{controller="cloneset"} 12.5
@@ -98,7 +98,7 @@ func TestManagerStats(t *testing.T) {
 	if m.Writes != 3005 {
 		t.Errorf("writes = %v, want 3005 (PATCH+POST+PUT+DELETE, any code)", m.Writes)
 	}
-	if m.Reads != 12 || m.Reconciles != 42 || m.ReconcileSecs != 12.5 || m.QueueDepth != 3 || m.QueueAdds != 50 {
+	if m.Reads != 12 || m.Reconciles != 51 || m.ReconcileSecs != 12.5 || m.QueueDepth != 3 || m.QueueAdds != 50 {
 		t.Errorf("stats = %+v", m)
 	}
 	if m.HeapInuse != 20971520 {

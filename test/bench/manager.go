@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,7 +27,7 @@ type manager struct {
 }
 
 func startManager(ctx context.Context, path, kubeconfig, logPath string) (*manager, error) {
-	ports, err := freeport.Loopback(2)
+	ports, err := freeport.Loopback(3)
 	if err != nil {
 		return nil, err
 	}
@@ -46,6 +47,11 @@ func startManager(ctx context.Context, path, kubeconfig, logPath string) (*manag
 		"--metrics-bind-address", m.metricsAddr,
 		"--health-probe-bind-address", m.healthAddr,
 		"--leader-elect=false",
+		// Out of cluster, the API server reaches the SidecarSet
+		// injection webhook by URL.
+		"--webhook-bind-address", "127.0.0.1:"+strconv.Itoa(ports[2]),
+		"--webhook-url", "https://localhost:"+strconv.Itoa(ports[2]),
+		"--webhook-cert-dir", filepath.Join(filepath.Dir(logPath), "webhook-certs-"+strconv.Itoa(ports[2])),
 	)
 	m.cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	m.cmd.Stdout = logFile
