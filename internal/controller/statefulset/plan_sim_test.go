@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -135,8 +136,20 @@ func (s *simCluster) input() (planInput, map[*podView]*simPod) {
 	}
 	back := map[*podView]*simPod{}
 	for o, p := range s.pods {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: podName("db", o)}, Status: corev1.PodStatus{Phase: corev1.PodPending}}
+		if p.terminating {
+			pod.DeletionTimestamp = &metav1.Time{}
+		}
+		if p.ready {
+			pod.Status.Phase = corev1.PodRunning
+			ready := corev1.ConditionTrue
+			if p.inPlace != 0 {
+				ready = corev1.ConditionFalse // the gate is down
+			}
+			pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: ready}}
+		}
 		v := &podView{
-			pod:         &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: podName("db", o)}},
+			pod:         pod,
 			ordinal:     o,
 			revision:    p.rev,
 			updated:     p.rev == simUpdate,
@@ -292,6 +305,37 @@ func (s *simCluster) settled(blocked bool) bool {
 	return true
 }
 
+// checkStatus checks the status counts and the Done verdict (Ready) against
+// the simulated cluster.
+func (s *simCluster) checkStatus(blocked bool) {
+	s.t.Helper()
+	in, back := s.input()
+	res := syncResult{views: in.pods, ordinals: s.cfg.ordinals, partition: s.cfg.partition,
+		current: &appsv1.ControllerRevision{ObjectMeta: metav1.ObjectMeta{Name: s.cfg.initialRev}}}
+	t := count(res, s.cfg.onDelete)
+	var live, updated, available int32
+	for _, v := range in.pods {
+		p := back[v]
+		if p.terminating {
+			continue
+		}
+		live++
+		if p.rev == simUpdate {
+			updated++
+		}
+		if p.available() {
+			available++
+		}
+	}
+	st := t.status
+	if st.Replicas != live || st.UpdatedReplicas != updated || st.AvailableReplicas != available {
+		s.fail("status replicas %d updated %d available %d, cluster has %d %d %d", st.Replicas, st.UpdatedReplicas, st.AvailableReplicas, live, updated, available)
+	}
+	if !blocked && (t.scaled && t.updated) != s.settled(false) {
+		s.fail("status says done=%v, the cluster is settled=%v: %s", t.scaled && t.updated, s.settled(false), s.state())
+	}
+}
+
 func runSim(t *testing.T, cfg simConfig, seed uint64) {
 	s := &simCluster{t: t, cfg: cfg, rng: rand.New(rand.NewPCG(seed, 7)), pods: map[int32]*simPod{}}
 	for _, o := range cfg.initial {
@@ -310,6 +354,7 @@ func runSim(t *testing.T, cfg simConfig, seed uint64) {
 			s.cfg.togglePause, s.paused = false, false
 		}
 		s.step()
+		s.checkStatus(blocked)
 		if steady && s.unavailable() > cfg.maxUnavailable {
 			s.fail("%d positions unavailable, maxUnavailable %d", s.unavailable(), cfg.maxUnavailable)
 		}
