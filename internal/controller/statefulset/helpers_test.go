@@ -95,17 +95,7 @@ func get(t *testing.T, set *appsv1alpha1.StatefulSet) *appsv1alpha1.StatefulSet 
 
 func eventually(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s: %s", what, last)
+	testenv.Eventually(t, what, cond)
 }
 
 // modify applies f to the latest set, retrying on conflicts with the

@@ -3,13 +3,10 @@ package statefulset_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/yaml"
@@ -123,15 +120,7 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			set := newSet(ns, fmt.Sprintf("invalid-%d", i), 1)
 			tc.mutate(set)
-			err := k8s.Create(context.Background(), set)
-			if !apierrors.IsInvalid(err) {
-				t.Fatalf("want Invalid, got %v", err)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
+			testenv.AssertInvalid(t, k8s.Create(context.Background(), set), tc.want...)
 		})
 	}
 }
@@ -189,9 +178,7 @@ func TestImmutableFields(t *testing.T) {
 				tc.mutate(cur)
 				return k8s.Update(ctx, cur)
 			})
-			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("want %q, got %v", tc.want, err)
-			}
+			testenv.AssertInvalid(t, err, tc.want)
 		})
 	}
 }
@@ -217,11 +204,7 @@ func TestScaleSubresource(t *testing.T) {
 
 // The brief's StatefulSet applies unchanged except apiVersion.
 func TestExampleApplies(t *testing.T) {
-	root, err := testenv.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(root, "examples", "statefulset.yaml"))
+	raw, err := testenv.Example("statefulset.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
