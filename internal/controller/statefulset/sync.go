@@ -26,6 +26,9 @@ import (
 // terminating is tried again (claim events do not requeue the set).
 const claimRetry = 2 * time.Second
 
+// reasonInvalidSpec stalls a set whose spec the CRD should have refused.
+const reasonInvalidSpec = "InvalidSpec"
+
 // syncResult is what sync learnt, for status.
 type syncResult struct {
 	update, current *appsv1.ControllerRevision
@@ -45,7 +48,7 @@ type syncResult struct {
 	requeueAfter  time.Duration
 }
 
-// spec resolves the update strategy to the planner's numbers.
+// resolved is the spec's strategy in the planner's numbers.
 type resolved struct {
 	ordered        bool
 	onDelete       bool
@@ -115,7 +118,7 @@ func (r *Reconciler) sync(ctx context.Context, set *appsv1alpha1.StatefulSet, o 
 	reserved, err := parseReserved(set.Spec.ReserveOrdinals)
 	if err != nil {
 		// The CRD refuses such a spec; one that slipped in stalls the set.
-		res.failureReason, res.failure = "InvalidSpec", err
+		res.failureReason, res.failure = reasonInvalidSpec, err
 		return res, nil
 	}
 	var start int32
@@ -153,8 +156,8 @@ func (r *Reconciler) sync(ctx context.Context, set *appsv1alpha1.StatefulSet, o 
 		"inPlace", len(p.inPlace), "blocked", p.blocked, "waitingFor", p.waitingFor)
 
 	wanted := make(map[int32]bool, len(res.ordinals))
-	for _, o := range res.ordinals {
-		wanted[o] = true
+	for _, ord := range res.ordinals {
+		wanted[ord] = true
 	}
 	var errs []error
 	// Repairs go first: an in-place update planned below may take the same
@@ -164,7 +167,7 @@ func (r *Reconciler) sync(ctx context.Context, set *appsv1alpha1.StatefulSet, o 
 	}
 	// Claims get their owner references before any pod goes, so that the
 	// garbage collector takes the claims of scaled-away pods with them.
-	if err := r.syncClaimOwners(ctx, set, o, func(o int32) bool { return !wanted[o] }); err != nil {
+	if err := r.syncClaimOwners(ctx, set, o, func(ord int32) bool { return !wanted[ord] }); err != nil {
 		errs = append(errs, err)
 	} else if err := r.deletePods(ctx, set, p.deletes); err != nil {
 		errs = append(errs, err)
