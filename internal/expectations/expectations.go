@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 )
@@ -158,4 +159,20 @@ func atLeast(resourceVersion string, want uint64) bool {
 	}
 	rv, err := strconv.ParseUint(resourceVersion, 10, 64)
 	return err != nil || rv >= want
+}
+
+// ByName returns a Lookup over objects (one owner's objects from the cache),
+// found by name.
+func ByName[T metav1.Object](objs []T) Lookup {
+	m := make(map[string]T, len(objs))
+	for _, o := range objs {
+		m[o.GetName()] = o
+	}
+	return func(name string) Observed {
+		o, ok := m[name]
+		if !ok {
+			return Observed{}
+		}
+		return Observed{Exists: true, UID: o.GetUID(), ResourceVersion: o.GetResourceVersion(), Terminating: o.GetDeletionTimestamp() != nil}
+	}
 }

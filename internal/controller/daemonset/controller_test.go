@@ -22,13 +22,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/controller/daemonset"
 	"github.com/drover-dev/drover/internal/inplace"
 	"github.com/drover-dev/drover/internal/nodeplacement"
-	"github.com/drover-dev/drover/internal/ownership"
 	"github.com/drover-dev/drover/internal/revision"
 	"github.com/drover-dev/drover/internal/testenv"
 )
@@ -45,52 +43,16 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
 	if os.Getenv("DROVER_TEST_LOG") != "" {
 		ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)))
 	}
-	env, err := testenv.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: testenv.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := ownership.RegisterIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := daemonset.SetupWithManager(mgr, daemonset.Options{MaxConcurrentReconciles: 2}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
+	os.Exit(testenv.MainWithManager(m, func(mgr ctrl.Manager) error {
+		var err error
+		if clientset, err = kubernetes.NewForConfig(mgr.GetConfig()); err != nil {
+			return err
 		}
-	}()
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		return 1
-	}
-	// The tests read the API server directly, never the manager's cache.
-	if k8s, err = client.New(env.Config, client.Options{Scheme: testenv.Scheme()}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if clientset, err = kubernetes.NewForConfig(env.Config); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+		return daemonset.SetupWithManager(mgr, daemonset.Options{MaxConcurrentReconciles: 2})
+	}, func(c client.Client) { k8s = c }))
 }
 
 // testKey is the node label that marks a test's nodes.
@@ -145,17 +107,7 @@ func (f *fixture) node(name string, labels map[string]string, taints ...corev1.T
 
 func (f *fixture) modifyNode(name string, fn func(*corev1.Node)) {
 	f.t.Helper()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		n := &corev1.Node{}
-		if err := k8s.Get(context.Background(), client.ObjectKey{Name: name}, n); err != nil {
-			return err
-		}
-		fn(n)
-		return k8s.Update(context.Background(), n)
-	})
-	if err != nil {
-		f.t.Fatal(err)
-	}
+	update(f.t, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, fn)
 }
 
 func (f *fixture) daemonSet(name string) *appsv1alpha1.DaemonSet {
@@ -199,16 +151,23 @@ func eventually(t *testing.T, what string, cond func() (bool, string)) {
 
 func modify(t *testing.T, ds *appsv1alpha1.DaemonSet, fn func(*appsv1alpha1.DaemonSet)) {
 	t.Helper()
+	update(t, ds, fn)
+}
+
+// update applies fn to the latest version of obj and writes it, retrying
+// on conflicts with the controller's writes.
+func update[T client.Object](t *testing.T, obj T, fn func(T)) {
+	t.Helper()
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur := &appsv1alpha1.DaemonSet{}
-		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(ds), cur); err != nil {
+		cur := obj.DeepCopyObject().(T)
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), cur); err != nil {
 			return err
 		}
 		fn(cur)
 		return k8s.Update(context.Background(), cur)
 	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("updating %s: %v", obj.GetName(), err)
 	}
 }
 
@@ -263,37 +222,10 @@ func waitPodNodes(t *testing.T, ds *appsv1alpha1.DaemonSet, want ...string) {
 func kubeletRun(t *testing.T, ds *appsv1alpha1.DaemonSet) {
 	t.Helper()
 	for _, p := range livePods(t, ds) {
-		gateTrue := inplace.GateStatus(&p) == corev1.ConditionTrue
-		p.Status.Phase = corev1.PodRunning
-		p.Status.ContainerStatuses = nil
-		for _, c := range p.Spec.Containers {
-			p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{
-				Name: c.Name, Image: c.Image, ImageID: "id-" + c.Image, Ready: true,
-				State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}},
-			})
-		}
-		ready := corev1.ConditionFalse
-		if gateTrue {
-			ready = corev1.ConditionTrue
-		}
-		setPodCondition(&p, corev1.PodReady, ready)
-		if err := k8s.Status().Update(context.Background(), &p); err != nil {
+		if err := testenv.RunPod(context.Background(), k8s, &p); err != nil {
 			t.Logf("kubelet: %v", err) // a conflict: the next call retries
 		}
 	}
-}
-
-func setPodCondition(p *corev1.Pod, t corev1.PodConditionType, s corev1.ConditionStatus) {
-	for i := range p.Status.Conditions {
-		if p.Status.Conditions[i].Type == t {
-			if p.Status.Conditions[i].Status != s {
-				p.Status.Conditions[i].Status = s
-				p.Status.Conditions[i].LastTransitionTime = metav1.Now()
-			}
-			return
-		}
-	}
-	p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: t, Status: s, LastTransitionTime: metav1.Now()})
 }
 
 // waitReady runs the kubelet until the DaemonSet reports Ready for its

@@ -20,17 +20,9 @@ import (
 // before writing it.
 type observed struct {
 	pods    []*corev1.Pod // controlled pods, terminating ones included
-	byName  map[string]*corev1.Pod
+	lookup  expectations.Lookup
 	history []*appsv1.ControllerRevision
 	nodes   []*corev1.Node
-}
-
-func (o *observed) lookup(name string) expectations.Observed {
-	p, ok := o.byName[name]
-	if !ok {
-		return expectations.Observed{}
-	}
-	return expectations.Observed{Exists: true, UID: p.UID, ResourceVersion: p.ResourceVersion, Terminating: p.DeletionTimestamp != nil}
 }
 
 func (r *Reconciler) observe(ctx context.Context, ds *appsv1alpha1.DaemonSet) (*observed, error) {
@@ -43,10 +35,7 @@ func (r *Reconciler) observe(ctx context.Context, ds *appsv1alpha1.DaemonSet) (*
 	if err != nil {
 		return nil, err
 	}
-	o.byName = make(map[string]*corev1.Pod, len(o.pods))
-	for _, p := range o.pods {
-		o.byName[p.Name] = p
-	}
+	o.lookup = expectations.ByName(o.pods)
 	if o.history, err = ownership.Revisions(ctx, r.Client, ds); err != nil {
 		return nil, err
 	}

@@ -111,24 +111,12 @@ func (r *Reconciler) updateStatus(ctx context.Context, ds *appsv1alpha1.DaemonSe
 	if apiequality.Semantic.DeepEqual(ds.Status, st) {
 		return wait, nil
 	}
-	key := ownerKey(ds)
-	if !significant(&ds.Status, &st) {
-		// Only counters moved: during a large update they move on nearly
-		// every pod event, so they are written at most once per interval.
-		if left := r.statusWrites.Wait(key, now); left > 0 {
-			return podcontrol.MinPositive(wait, left), nil
-		}
-	}
 	patched := ds.DeepCopy()
 	patched.Status = st
-	retry, err := workloadstatus.Patch(ctx, r.Client, ds, patched)
-	if err != nil {
-		return 0, err
+	retry, err := r.statusWrites.Write(ctx, r.Client, ownerKey(ds), now, ds, patched, significant(&ds.Status, &st))
+	if retry > 0 || err != nil {
+		return podcontrol.MinPositive(wait, retry), err
 	}
-	if retry > 0 {
-		return retry, nil
-	}
-	r.statusWrites.Wrote(key, now)
 	return wait, nil
 }
 

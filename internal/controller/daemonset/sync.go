@@ -12,7 +12,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/rand"
@@ -66,19 +65,15 @@ func onDelete(ds *appsv1alpha1.DaemonSet) bool {
 func (r *Reconciler) sync(ctx context.Context, ds *appsv1alpha1.DaemonSet, o *observed) (syncResult, error) {
 	log := ctrl.LoggerFrom(ctx)
 	var res syncResult
-	hist, err := revision.Sync(ctx, r.Client, revision.Owner{Object: ds, GVK: gvk(), Labels: workloadLabels()},
-		&ds.Spec.Template, o.history, ds.Status.CollisionCount)
+	revs, err := podcontrol.SyncRevisions(ctx, r.Client, revision.Owner{Object: ds, GVK: gvk(), Labels: workloadLabels()},
+		&ds.Spec.Template, o.history, ds.Status.CollisionCount, ds.Status.CurrentRevision)
 	if err != nil {
 		return res, err
 	}
-	res.update, res.collisionCount = hist.Update, hist.CollisionCount
-	if prev := ds.Status.UpdateRevision; prev != "" && prev != hist.Update.Name {
-		r.Recorder.Eventf(ds, nil, corev1.EventTypeNormal, "UpdateStarted", "Update", "updating from revision %s to %s", prev, hist.Update.Name)
-	}
-	t := podcontrol.NewTemplates(hist.History, hist.Update)
-	res.current = hist.Update
-	if cur, ok := t.Revision(ds.Status.CurrentRevision); ok {
-		res.current = cur
+	t := revs.Templates
+	res.update, res.current, res.collisionCount = revs.Update(), revs.Current, revs.CollisionCount
+	if prev := ds.Status.UpdateRevision; prev != "" && prev != res.update.Name {
+		r.Recorder.Eventf(ds, nil, corev1.EventTypeNormal, "UpdateStarted", "Update", "updating from revision %s to %s", prev, res.update.Name)
 	}
 
 	scope, err := nodeSelector(ds)
@@ -88,7 +83,7 @@ func (r *Reconciler) sync(ctx context.Context, ds *appsv1alpha1.DaemonSet, o *ob
 		res.failureReason, res.failureMessage = "InvalidSelector", err.Error()
 		scope = labels.Nothing()
 	}
-	nodes, wait := r.views(ds, o, hist.Update.Name, scope)
+	nodes, wait := r.views(ds, o, res.update.Name, scope)
 	res.nodes, res.requeueAfter = nodes, wait
 	in := r.planInput(ds, nodes, t, res.current)
 	if res.failureReason != "" {
@@ -116,13 +111,13 @@ func (r *Reconciler) sync(ctx context.Context, ds *appsv1alpha1.DaemonSet, o *ob
 	if err != nil {
 		errs = append(errs, err)
 	}
-	live := map[string]bool{res.current.Name: true, hist.Update.Name: true}
+	var used []string
 	for _, n := range nodes {
 		for _, v := range slices.Concat(n.active, n.finished) {
-			live[v.revision] = true
+			used = append(used, v.revision)
 		}
 	}
-	if err := r.Pods.PruneHistory(ctx, hist.History, live, int(ptr.Deref(ds.Spec.RevisionHistoryLimit, 10))); err != nil {
+	if err := r.Pods.PruneHistory(ctx, revs.History, revs.Live(used...), int(ptr.Deref(ds.Spec.RevisionHistoryLimit, 10))); err != nil {
 		errs = append(errs, err)
 	}
 	return res, errors.Join(errs...)
@@ -261,7 +256,9 @@ func (r *Reconciler) createPods(ctx context.Context, ds *appsv1alpha1.DaemonSet,
 	}
 	key := ownerKey(ds)
 	var created atomic.Int32
-	err := podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, creates, func(ctx context.Context, c podCreate) error {
+	// Slow start: a create that keeps failing (quota, admission) fails a
+	// few times, not once per node.
+	_, err := podcontrol.SlowStart(ctx, r.Pods.WriteConcurrency, creates, func(ctx context.Context, c podCreate) error {
 		rev := current
 		if c.updated {
 			rev = t.Update()
@@ -283,32 +280,15 @@ func (r *Reconciler) createPods(ctx context.Context, ds *appsv1alpha1.DaemonSet,
 	return err
 }
 
-// buildPod renders the pod of ds for node from a revision's template.
+// buildPod renders the pod of ds for node from a revision's template,
+// with the InPlaceUpdateReady readiness gate, pinned to node.
 func buildPod(ds *appsv1alpha1.DaemonSet, tpl *corev1.PodTemplateSpec, rev, node string) *corev1.Pod {
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            ds.Name + "-" + rand.String(5),
-			Namespace:       ds.Namespace,
-			Labels:          map[string]string{},
-			Annotations:     map[string]string{},
-			Finalizers:      tpl.Finalizers,
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(ds, gvk())},
-		},
-		Spec: *tpl.Spec.DeepCopy(),
-	}
-	for k, v := range tpl.Labels {
-		pod.Labels[k] = v
-	}
-	for k, v := range tpl.Annotations {
-		pod.Annotations[k] = v
-	}
-	for k, v := range workloadLabels() {
-		pod.Labels[k] = v
-	}
-	pod.Labels[revision.LabelRevisionHash] = rev
+	labels := workloadLabels()
+	labels[revision.LabelRevisionHash] = rev
 	if ds.Spec.Lifecycle != nil {
-		pod.Labels[appsv1alpha1.LabelLifecycleState] = string(appsv1alpha1.LifecycleStateNormal)
+		labels[appsv1alpha1.LabelLifecycleState] = string(appsv1alpha1.LifecycleStateNormal)
 	}
+	pod := podcontrol.NewPod(ds, gvk(), ds.Name+"-"+rand.String(5), tpl, labels)
 	inplace.InjectReadinessGate(&pod.Spec)
 	nodeplacement.PinToNode(pod, node)
 	return pod
@@ -323,24 +303,25 @@ func (r *Reconciler) deletePods(ctx context.Context, ds *appsv1alpha1.DaemonSet,
 		hook = ds.Spec.Lifecycle.PreDelete
 	}
 	key := ownerKey(ds)
-	var deleted atomic.Int32
-	err := podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, deletes, func(ctx context.Context, d podDelete) error {
-		pod := d.view.pod // the cache's object: read only
+	var hooked, gone []*corev1.Pod
+	for _, d := range deletes {
+		ctrl.LoggerFrom(ctx).V(1).Info("deleting pod", "pod", d.view.pod.Name, "node", d.view.node, "reason", d.reason)
 		if d.force {
-			return r.forceDelete(ctx, key, pod, &deleted)
+			gone = append(gone, d.view.pod)
+		} else {
+			hooked = append(hooked, d.view.pod)
 		}
-		ok, err := r.Pods.Delete(ctx, key, pod, hook)
-		if ok {
-			deleted.Add(1)
-			ctrl.LoggerFrom(ctx).V(1).Info("deleted pod", "pod", pod.Name, "node", d.view.node, "reason", d.reason)
-		}
-		return err
+	}
+	n, err := r.Pods.DeleteAll(ctx, key, hooked, hook)
+	var forced atomic.Int32
+	forceErr := podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, gone, func(ctx context.Context, pod *corev1.Pod) error {
+		return r.forceDelete(ctx, key, pod, &forced)
 	})
-	if n := deleted.Load(); n > 0 {
+	if n += int(forced.Load()); n > 0 {
 		ctrl.LoggerFrom(ctx).Info("deleted pods", "count", n)
 		r.Recorder.Eventf(ds, nil, corev1.EventTypeNormal, "SuccessfulDelete", "Delete", "deleted daemon pods")
 	}
-	return err
+	return errors.Join(err, forceErr)
 }
 
 // forceDelete deletes the pod of a node that left, with no grace period
@@ -378,38 +359,27 @@ func (r *Reconciler) updateInPlace(ctx context.Context, ds *appsv1alpha1.DaemonS
 			}
 		}
 	}
-	key := ownerKey(ds)
-	var wait podcontrol.MinWait
-	var started atomic.Int32
-	err := podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, work, func(ctx context.Context, v *podView) error {
-		res, err := r.Pods.InPlace(ctx, key, podcontrol.InPlaceItem{
-			Pod: v.pod, State: v.state, Revision: t.Update().Name, Change: t.ChangeTo(v.revision), GracePeriod: grace,
-		}, hook)
-		if res.Started {
-			started.Add(1)
-		}
-		wait.Observe(res.RequeueAfter)
-		return err
-	})
-	if n := started.Load(); n > 0 {
-		ctrl.LoggerFrom(ctx).Info("started in-place updates", "count", n, "revision", t.Update().Name)
+	items := make([]podcontrol.InPlaceItem, len(work))
+	for i, v := range work {
+		items[i] = podcontrol.InPlaceItem{Pod: v.pod, State: v.state, Revision: t.Update().Name, Change: t.ChangeTo(v.revision), GracePeriod: grace}
 	}
-	return wait.Get(), err
+	started, wait, err := r.Pods.InPlaceAll(ctx, ownerKey(ds), items, hook)
+	if started > 0 {
+		ctrl.LoggerFrom(ctx).Info("started in-place updates", "count", started, "revision", t.Update().Name)
+	}
+	return wait, err
 }
 
 // repairPods fixes pods left half-way by an interrupted reconcile or a
 // changed spec (podcontrol.NeedsRepair).
 func (r *Reconciler) repairPods(ctx context.Context, ds *appsv1alpha1.DaemonSet, nodes []*nodeView) error {
-	var repair []*podView
+	var broken []*corev1.Pod
 	for _, n := range nodes {
 		for _, v := range n.active {
 			if !v.updating && podcontrol.NeedsRepair(v.pod, v.updated, v.inFlight) {
-				repair = append(repair, v)
+				broken = append(broken, v.pod)
 			}
 		}
 	}
-	key := ownerKey(ds)
-	return podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, repair, func(ctx context.Context, v *podView) error {
-		return r.Pods.Repair(ctx, key, v.pod)
-	})
+	return r.Pods.RepairAll(ctx, ownerKey(ds), broken)
 }
