@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -616,4 +617,122 @@ func TestInvalidNodeSelectorStalls(t *testing.T) {
 		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == "InvalidSelector" &&
 			strings.Contains(c.Message, "rollingUpdate.selector"), fmt.Sprintf("%+v", c)
 	})
+}
+
+func TestFailedPodReplacedWithBackoff(t *testing.T) {
+	f := newFixture(t)
+	a := f.node("a", nil)
+	ds := f.create(f.daemonSet("failing"))
+	waitPodNodes(t, ds, a)
+
+	// A pod the kubelet refuses (phase Failed) is replaced, after a delay
+	// that doubles with each failure on the node while no pod runs there.
+	fail := func() (string, time.Time) {
+		p := livePods(t, ds)[0]
+		p.Status.Phase = corev1.PodFailed
+		p.Status.Reason = "OutOfcpu"
+		if err := k8s.Status().Update(context.Background(), &p); err != nil {
+			t.Fatal(err)
+		}
+		return p.Name, time.Now()
+	}
+	replaced := func(old string) time.Time {
+		var at time.Time
+		eventually(t, "a replacement for "+old, func() (bool, string) {
+			ps := livePods(t, ds)
+			if len(ps) == 1 && ps[0].Name != old && ps[0].Status.Phase != corev1.PodFailed {
+				at = time.Now()
+				return true, ""
+			}
+			return false, fmt.Sprint(len(ps), " live pods")
+		})
+		return at
+	}
+	first, failedAt := fail()
+	gap1 := replaced(first).Sub(failedAt)
+	second, failedAt := fail()
+	gap2 := replaced(second).Sub(failedAt)
+	if gap1 < 800*time.Millisecond || gap2 < 1800*time.Millisecond {
+		t.Fatalf("replacements after %s and %s; want at least 1s, then 2s", gap1, gap2)
+	}
+	// A pod that runs resets the backoff.
+	waitReady(t, ds)
+}
+
+func TestProgressDeadlineStalls(t *testing.T) {
+	f := newFixture(t)
+	a := f.node("a", nil)
+	ds := f.daemonSet("stuck")
+	ds.Spec.ProgressDeadlineSeconds = ptr.To[int32](1)
+	f.create(ds)
+	waitPodNodes(t, ds, a)
+	// No kubelet runs the pod: after the deadline the DaemonSet stalls.
+	eventually(t, "Stalled", func() (bool, string) {
+		st := get(t, ds).Status
+		p := meta.FindStatusCondition(st.Conditions, appsv1alpha1.ConditionProgressing)
+		s := meta.FindStatusCondition(st.Conditions, appsv1alpha1.ConditionStalled)
+		return p != nil && p.Status == metav1.ConditionFalse && p.Reason == appsv1alpha1.ReasonProgressDeadlineExceeded &&
+			s != nil && s.Status == metav1.ConditionTrue, fmt.Sprintf("%+v", st.Conditions)
+	})
+	// Progress clears it.
+	cur := waitReady(t, ds)
+	if s := meta.FindStatusCondition(cur.Status.Conditions, appsv1alpha1.ConditionStalled); s.Status != metav1.ConditionFalse {
+		t.Fatalf("still stalled: %+v", s)
+	}
+}
+
+func TestRefusedCreateStalls(t *testing.T) {
+	f := newFixture(t)
+	f.node("a", nil)
+	// An admission policy refuses every pod of the test's namespace.
+	ctx := context.Background()
+	policy := &admissionv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: f.ns},
+		Spec: admissionv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionv1.Fail),
+			MatchConstraints: &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionv1.RuleWithOperations{
+					Operations: []admissionv1.OperationType{admissionv1.Create},
+					Rule:       admissionv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
+				},
+			}}},
+			Validations: []admissionv1.Validation{{Expression: "false", Message: "no pods here"}},
+		},
+	}
+	binding := &admissionv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: f.ns},
+		Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        f.ns,
+			ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny},
+			MatchResources: &admissionv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{"kubernetes.io/metadata.name": f.ns},
+			}},
+		},
+	}
+	for _, o := range []client.Object{policy, binding} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = k8s.Delete(context.Background(), o) })
+	}
+	probe := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", Namespace: f.ns},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}}
+	eventually(t, "the policy to refuse pods", func() (bool, string) {
+		err := k8s.Create(ctx, probe.DeepCopy())
+		return err != nil && strings.Contains(err.Error(), "no pods here"), fmt.Sprint(err)
+	})
+
+	ds := f.create(f.daemonSet("refused"))
+	eventually(t, "Stalled with CreateFailed", func() (bool, string) {
+		st := get(t, ds).Status
+		s := meta.FindStatusCondition(st.Conditions, appsv1alpha1.ConditionStalled)
+		r := meta.FindStatusCondition(st.Conditions, appsv1alpha1.ConditionReady)
+		return s != nil && s.Status == metav1.ConditionTrue && s.Reason == appsv1alpha1.ReasonCreateFailed && strings.Contains(s.Message, "no pods here") &&
+			r != nil && r.Status == metav1.ConditionFalse, fmt.Sprintf("%+v", st.Conditions)
+	})
+	// Once pods are allowed again, the DaemonSet recovers.
+	if err := k8s.Delete(ctx, binding); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(t, ds)
 }

@@ -68,6 +68,7 @@ type Reconciler struct {
 
 	statusWrites *workloadstatus.WriteLimiter
 	states       *podcontrol.StateCache
+	backoff      *failureBackoff
 }
 
 // Options configure SetupWithManager.
@@ -96,6 +97,7 @@ func (r *Reconciler) setup(mgr manager.Manager, concurrency int) error {
 	}
 	r.statusWrites = workloadstatus.NewWriteLimiter(r.StatusInterval)
 	r.states = podcontrol.NewStateCache()
+	r.backoff = newFailureBackoff()
 	return builder.ControllerManagedBy(mgr).
 		For(&appsv1alpha1.DaemonSet{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
@@ -114,6 +116,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			r.Pods.Expectations.DeleteOwner(req.String())
 			r.statusWrites.Forget(req.String())
 			r.states.Forget(req.String())
+			r.backoff.forget(req.String())
 			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, fmt.Errorf("reading DaemonSet: %w", err)

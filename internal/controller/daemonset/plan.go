@@ -75,6 +75,9 @@ type planInput struct {
 	haveCurrent bool
 	// sortForUpdate orders old pods for update (first = updated first).
 	sortForUpdate func(pods []*podView) []*podView
+	// backoff holds the nodes whose last pod failed recently: they get no
+	// new pod yet.
+	backoff map[string]bool
 }
 
 type deleteReason string
@@ -208,6 +211,9 @@ func computePlan(in planInput) plan {
 		return cmp.Compare(btoi(!a.n.inScope), btoi(!b.n.inScope))
 	})
 	for _, s := range empty {
+		if in.backoff[s.n.name] {
+			continue
+		}
 		// Paused or not: pausing stops moving pods, not what new ones run
 		// (as the native controller and the StatefulSet do).
 		upd := in.onDelete || !in.haveCurrent || (s.n.inScope && updated < target)

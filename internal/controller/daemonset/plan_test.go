@@ -164,6 +164,12 @@ func TestComputePlan(t *testing.T) {
 			want:  []string{"create a new", "delete a new finished"},
 		},
 		{
+			name:  "a node whose pod failed recently waits for its backoff",
+			nodes: []tn{{name: "a", pods: "uf"}, {name: "b", pods: "uf"}},
+			tweak: func(in *planInput) { in.haveCurrent, in.backoff = false, map[string]bool{"a": true} },
+			want:  []string{"create b new", "delete a new finished", "delete b new finished"},
+		},
+		{
 			name:  "duplicates: the best pod of a revision stays",
 			nodes: []tn{{name: "a", pods: "u-,u,u-"}},
 			want:  []string{"delete a new duplicate", "delete a new duplicate"},

@@ -86,8 +86,10 @@ func (r *Reconciler) updateStatus(ctx context.Context, ds *appsv1alpha1.DaemonSe
 	updated := onDelete(ds) || (st.UpdatedNumberScheduled >= st.ExpectedUpdatedNumber &&
 		st.UpdatedNumberAvailable >= st.ExpectedUpdatedNumber && inFlight == 0)
 	done := placed && st.NumberAvailable == st.DesiredNumberScheduled && updated
+	// Updating while nodes move to the update revision; Placing while pods
+	// are created on or removed from nodes, or are becoming available.
 	activity := appsv1alpha1.ReasonPlacing
-	if placed && !updated {
+	if placed && (st.UpdatedNumberScheduled < st.ExpectedUpdatedNumber || inFlight > 0) {
 		activity = appsv1alpha1.ReasonUpdating
 	}
 	old := ds.Status

@@ -89,6 +89,8 @@ func (r *Reconciler) sync(ctx context.Context, ds *appsv1alpha1.DaemonSet, o *ob
 	if res.failureReason != "" {
 		in.updating = false
 	}
+	in.backoff, wait = r.failureBackoff(ds, nodes)
+	res.requeueAfter = podcontrol.MinPositive(res.requeueAfter, wait)
 	res.expectedUpdated = expectedUpdated(in)
 	p := computePlan(in)
 	log.V(1).Info("plan", "cachedNodes", len(o.nodes), "nodes", len(nodes), "creates", len(p.creates), "deletes", len(p.deletes), "inPlace", len(p.inPlace))
@@ -121,6 +123,33 @@ func (r *Reconciler) sync(ctx context.Context, ds *appsv1alpha1.DaemonSet, o *ob
 		errs = append(errs, err)
 	}
 	return res, errors.Join(errs...)
+}
+
+// failureBackoff records the nodes' failed pods and returns the nodes that
+// must wait before a new pod, and the shortest such wait.
+func (r *Reconciler) failureBackoff(ds *appsv1alpha1.DaemonSet, nodes []*nodeView) (map[string]bool, time.Duration) {
+	key, now := ownerKey(ds), r.Clock.Now()
+	var hold map[string]bool
+	var soonest time.Duration
+	for _, n := range nodes {
+		for _, v := range n.finished {
+			if v.pod.Status.Phase == corev1.PodFailed {
+				r.backoff.failed(key, n.name, v.pod.UID, now)
+			}
+		}
+		if slices.ContainsFunc(n.active, func(v *podView) bool { return v.ready }) {
+			r.backoff.ok(key, n.name)
+			continue
+		}
+		if w := r.backoff.wait(key, n.name, now); w > 0 {
+			if hold == nil {
+				hold = map[string]bool{}
+			}
+			hold[n.name] = true
+			soonest = podcontrol.MinPositive(soonest, w)
+		}
+	}
+	return hold, soonest
 }
 
 // views groups the pods by node and classifies them for the planner; it
