@@ -137,17 +137,7 @@ func (f *fixture) create(ds *appsv1alpha1.DaemonSet) *appsv1alpha1.DaemonSet {
 
 func eventually(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s: %s", what, last)
+	testenv.Eventually(t, what, cond)
 }
 
 func modify(t *testing.T, ds *appsv1alpha1.DaemonSet, fn func(*appsv1alpha1.DaemonSet)) {

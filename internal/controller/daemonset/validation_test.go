@@ -3,13 +3,9 @@ package daemonset_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -109,15 +105,7 @@ func TestInvalidSpecsAreRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ds := validDaemonSet(f.ns, fmt.Sprintf("invalid-%d", i))
 			tc.mutate(ds)
-			err := k8s.Create(context.Background(), ds)
-			if !apierrors.IsInvalid(err) {
-				t.Fatalf("want Invalid, got %v", err)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
+			testenv.AssertInvalid(t, k8s.Create(context.Background(), ds), tc.want...)
 		})
 	}
 }
@@ -140,21 +128,14 @@ func TestSelectorIsImmutable(t *testing.T) {
 	}
 	ds.Spec.Selector.MatchLabels["extra"] = "x"
 	ds.Spec.Template.Labels["extra"] = "x"
-	err := k8s.Update(context.Background(), ds)
-	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "selector is immutable") {
-		t.Fatalf("want selector is immutable, got %v", err)
-	}
+	testenv.AssertInvalid(t, k8s.Update(context.Background(), ds), "selector is immutable")
 }
 
 // TestExampleIsValid: examples/daemonset.yaml decodes strictly and the API
 // server accepts it unchanged.
 func TestExampleIsValid(t *testing.T) {
 	f := newFixture(t)
-	root, err := testenv.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(root, "examples", "daemonset.yaml"))
+	raw, err := testenv.Example("daemonset.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
