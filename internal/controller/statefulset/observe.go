@@ -24,18 +24,11 @@ type observed struct {
 	// through a user selector) are left alone, as the native controller
 	// does.
 	members map[int32]*corev1.Pod
-	byName  map[string]*corev1.Pod
+	// lookup finds the controlled pods by name, for expectations.
+	lookup expectations.Lookup
 	// claims are the set's claims (label apps.drover.dev/statefulset), by name.
 	claims  map[string]*corev1.PersistentVolumeClaim
 	history []*appsv1.ControllerRevision
-}
-
-func (o *observed) lookup(name string) expectations.Observed {
-	p, ok := o.byName[name]
-	if !ok {
-		return expectations.Observed{}
-	}
-	return expectations.Observed{Exists: true, UID: p.UID, ResourceVersion: p.ResourceVersion, Terminating: p.DeletionTimestamp != nil}
 }
 
 // selectorOf returns the set's selector: spec.selector, or the label
@@ -56,8 +49,7 @@ func (r *Reconciler) observe(ctx context.Context, set *appsv1alpha1.StatefulSet)
 	if err != nil {
 		return nil, err
 	}
-	o := &observed{selector: sel, members: map[int32]*corev1.Pod{}, byName: map[string]*corev1.Pod{},
-		claims: map[string]*corev1.PersistentVolumeClaim{}}
+	o := &observed{selector: sel, members: map[int32]*corev1.Pod{}, claims: map[string]*corev1.PersistentVolumeClaim{}}
 
 	var owned, orphans corev1.PodList
 	for uid, list := range map[string]*corev1.PodList{string(set.UID): &owned, "": &orphans} {
@@ -71,8 +63,8 @@ func (r *Reconciler) observe(ctx context.Context, set *appsv1alpha1.StatefulSet)
 	if err != nil {
 		return nil, err
 	}
+	o.lookup = expectations.ByName(pods)
 	for _, p := range pods {
-		o.byName[p.Name] = p
 		if ord, ok := podOrdinal(set.Name, p.Name); ok {
 			o.members[ord] = p
 		}

@@ -6,7 +6,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/inplace"
@@ -32,32 +31,12 @@ func identityLabels(set *appsv1alpha1.StatefulSet, ordinal int32) map[string]str
 // InPlaceUpdateReady readiness gate.
 func buildPod(set *appsv1alpha1.StatefulSet, tpl *corev1.PodTemplateSpec, rev string, ordinal int32) *corev1.Pod {
 	name := podName(set.Name, ordinal)
-	labels := make(map[string]string, len(tpl.Labels)+6)
-	for k, v := range tpl.Labels {
-		labels[k] = v
-	}
-	for k, v := range identityLabels(set, ordinal) {
-		labels[k] = v
-	}
+	labels := identityLabels(set, ordinal)
 	labels[revision.LabelRevisionHash] = rev
 	if set.Spec.Lifecycle != nil {
 		labels[appsv1alpha1.LabelLifecycleState] = string(appsv1alpha1.LifecycleStateNormal)
 	}
-	annotations := make(map[string]string, len(tpl.Annotations))
-	for k, v := range tpl.Annotations {
-		annotations[k] = v
-	}
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            name,
-			Namespace:       set.Namespace,
-			Labels:          labels,
-			Annotations:     annotations,
-			Finalizers:      tpl.Finalizers,
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(set, gvk())},
-		},
-		Spec: *tpl.Spec.DeepCopy(),
-	}
+	pod := podcontrol.NewPod(set, gvk(), name, tpl, labels)
 	pod.Spec.Hostname = name
 	if set.Spec.ServiceName != "" {
 		pod.Spec.Subdomain = set.Spec.ServiceName
