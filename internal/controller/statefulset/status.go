@@ -11,7 +11,6 @@ import (
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/podcontrol"
-	"github.com/drover-dev/drover/internal/podstate"
 	"github.com/drover-dev/drover/internal/workloadstatus"
 )
 
@@ -30,37 +29,20 @@ type tally struct {
 // count summarises the set's pods.
 func count(res syncResult, onDelete bool) tally {
 	var t tally
-	s := &t.status
+	var c workloadstatus.Counts
 	at := make(map[int32]*podView, len(res.views))
 	for _, v := range res.views {
-		if !podstate.IsActive(v.pod) {
+		if !c.Add(v.pod, v.available, v.updated, v.inFlight) {
 			continue
 		}
 		at[v.ordinal] = v
-		s.Replicas++
-		ready := podstate.IsReady(v.pod)
-		if ready {
-			s.ReadyReplicas++
-		}
-		if v.available {
-			s.AvailableReplicas++
-		}
 		if v.revision == res.current.Name {
-			s.CurrentReplicas++
-		}
-		if v.updated {
-			s.UpdatedReplicas++
-			if ready {
-				s.UpdatedReadyReplicas++
-			}
-			if v.available {
-				s.UpdatedAvailableReplicas++
-			}
-		}
-		if v.inFlight {
-			t.inFlight++
+			t.status.CurrentReplicas++
 		}
 	}
+	t.status.Replicas, t.status.ReadyReplicas, t.status.AvailableReplicas = c.Replicas, c.Ready, c.Available
+	t.status.UpdatedReplicas, t.status.UpdatedReadyReplicas, t.status.UpdatedAvailableReplicas = c.Updated, c.UpdatedReady, c.UpdatedAvailable
+	t.inFlight = c.InFlight
 	t.scaled = len(res.views) == len(res.ordinals)
 	t.updated = t.inFlight == 0
 	for i, o := range res.ordinals {
