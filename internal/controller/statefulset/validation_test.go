@@ -168,6 +168,7 @@ func TestImmutableFields(t *testing.T) {
 			s.Spec.Template.Labels = map[string]string{"app": "x"}
 		}, "selector is immutable"},
 		{"serviceName changed", withSelector, func(s *appsv1alpha1.StatefulSet) { s.Spec.ServiceName = "other" }, "serviceName is immutable"},
+		{"serviceName removed", withSelector, func(s *appsv1alpha1.StatefulSet) { s.Spec.ServiceName = "" }, "serviceName is immutable"},
 		{"podManagementPolicy changed", without, parallel, "podManagementPolicy is immutable"},
 	}
 	for _, tc := range cases {
