@@ -188,6 +188,16 @@ func livePods(t *testing.T, ds *appsv1alpha1.DaemonSet) []corev1.Pod {
 	return out
 }
 
+// podByNode returns the live pods of ds by node.
+func podByNode(t *testing.T, ds *appsv1alpha1.DaemonSet) map[string]corev1.Pod {
+	t.Helper()
+	out := map[string]corev1.Pod{}
+	for _, p := range livePods(t, ds) {
+		out[nodeplacement.NodeOf(&p)] = p
+	}
+	return out
+}
+
 // podNodes returns the nodes of the live pods, sorted.
 func podNodes(t *testing.T, ds *appsv1alpha1.DaemonSet) []string {
 	t.Helper()
@@ -379,10 +389,25 @@ func TestReactsToNodesJoiningChangingAndLeaving(t *testing.T) {
 	f.modifyNode(b, func(n *corev1.Node) { n.Labels["role"] = "core" })
 	waitPodNodes(t, ds, a, c, d)
 
-	// Tainting: an untolerated NoSchedule taint removes the pod; removing
-	// the taint brings it back.
+	// Tainting, as the native DaemonSet: an untolerated NoSchedule taint
+	// keeps the running pod (misscheduled, not desired); an untolerated
+	// NoExecute taint removes it; removing the taints brings a pod back.
+	kept := podByNode(t, ds)[c]
 	f.modifyNode(c, func(n *corev1.Node) {
 		n.Spec.Taints = []corev1.Taint{{Key: "maintenance", Effect: corev1.TaintEffectNoSchedule}}
+	})
+	eventually(t, "the NoSchedule node's pod counted misscheduled", func() (bool, string) {
+		st := get(t, ds).Status
+		return st.NumberMisscheduled == 1 && st.DesiredNumberScheduled == 2, fmt.Sprintf("%+v", st)
+	})
+	if cur := waitReady(t, ds); cur.Status.NumberMisscheduled != 1 {
+		t.Fatalf("status: %+v", cur.Status)
+	}
+	if p := podByNode(t, ds)[c]; p.UID != kept.UID {
+		t.Fatalf("a NoSchedule taint replaced the pod of %s", c)
+	}
+	f.modifyNode(c, func(n *corev1.Node) {
+		n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: "evacuate", Effect: corev1.TaintEffectNoExecute})
 	})
 	waitPodNodes(t, ds, a, d)
 	f.modifyNode(c, func(n *corev1.Node) { n.Spec.Taints = nil })

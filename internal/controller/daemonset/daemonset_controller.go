@@ -35,7 +35,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
-	"github.com/drover-dev/drover/internal/nodeplacement"
 	"github.com/drover-dev/drover/internal/podcontrol"
 	"github.com/drover-dev/drover/internal/workloadstatus"
 )
@@ -177,7 +176,11 @@ func (r *Reconciler) nodeHandler() handler.EventHandler {
 		}
 	}
 	fits := func(n *corev1.Node, ds *appsv1alpha1.DaemonSet) bool {
-		ok, _ := nodeplacement.Fits(n, &ds.Spec.Template.Spec)
+		ok, _ := placement(n, &ds.Spec.Template.Spec)
+		return ok
+	}
+	keeps := func(n *corev1.Node, ds *appsv1alpha1.DaemonSet) bool {
+		_, ok := placement(n, &ds.Spec.Template.Spec)
 		return ok
 	}
 	return handler.Funcs{
@@ -197,7 +200,7 @@ func (r *Reconciler) nodeHandler() handler.EventHandler {
 			enqueue(ctx, q, func(ds *appsv1alpha1.DaemonSet) bool {
 				// A label change may also move the node in or out of
 				// rollingUpdate.selector.
-				return fits(oldN, ds) != fits(newN, ds) ||
+				return fits(oldN, ds) != fits(newN, ds) || keeps(oldN, ds) != keeps(newN, ds) ||
 					(ds.Spec.UpdateStrategy.RollingUpdate != nil && ds.Spec.UpdateStrategy.RollingUpdate.Selector != nil &&
 						!apiequality.Semantic.DeepEqual(oldN.Labels, newN.Labels))
 			})

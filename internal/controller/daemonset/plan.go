@@ -41,8 +41,14 @@ type nodeView struct {
 	// exists: the node is in the cache. The pods of a node that left are
 	// deleted at once: no kubelet will run their termination.
 	exists bool
-	// eligible: the template fits the node (nodeplacement.Fits).
+	// eligible: the template fits the node (nodeplacement.Fits): it
+	// should run a pod.
 	eligible bool
+	// keep: a pod already there may stay although the node is not
+	// eligible: only NoSchedule taints keep the template from fitting (a
+	// node gone NotReady, a new NoSchedule taint), as with the native
+	// DaemonSet; NoExecute taints and labels do not keep it.
+	keep bool
 	// inScope: rollingUpdate.selector matches the node (true without one).
 	inScope bool
 	// active pods are neither terminating nor finished; finished ones
@@ -158,9 +164,21 @@ func computePlan(in planInput) plan {
 			del(v, deleteFinished, false)
 		}
 		if !n.eligible {
+			var stay []*podView
 			for _, v := range n.active {
-				del(v, deleteMisscheduled, false)
+				switch {
+				case !n.keep:
+					del(v, deleteMisscheduled, false)
+				case v.deleting:
+					del(v, deleteHeld, false)
+				default:
+					stay = append(stay, v)
+				}
 			}
+			// A node that only refuses new pods keeps one (a surge it
+			// was in the middle of ends: the new pod may never be
+			// scheduled there).
+			keepBest(stay, func(v *podView) { del(v, deleteDuplicate, false) })
 			continue
 		}
 		s := nodeState{n: n}
@@ -289,9 +307,9 @@ func hasDeleting(n *nodeView) bool {
 	return false
 }
 
-// keepBest returns the pod to keep among pods of one revision class on a
-// node (available, then ready, then oldest, then by name) and passes the
-// others to drop.
+// keepBest returns the pod to keep among pods on a node (available, then
+// ready, then updated, then oldest, then by name) and passes the others to
+// drop.
 func keepBest(pods []*podView, drop func(*podView)) *podView {
 	if len(pods) == 0 {
 		return nil
@@ -316,6 +334,9 @@ func better(a, b *podView) bool {
 	}
 	if a.ready != b.ready {
 		return a.ready
+	}
+	if a.updated != b.updated {
+		return a.updated
 	}
 	if !a.pod.CreationTimestamp.Equal(&b.pod.CreationTimestamp) {
 		return a.pod.CreationTimestamp.Before(&b.pod.CreationTimestamp)

@@ -44,6 +44,7 @@ func (p *simPod) available() bool {
 type simNode struct {
 	name             string
 	exists, eligible bool
+	keep             bool // not eligible only through a NoSchedule taint
 	inScope          bool
 	pods             []*simPod
 }
@@ -132,7 +133,7 @@ func (s *simCluster) input() (planInput, map[*podView]*simPod) {
 	back := map[*podView]*simPod{}
 	var nodes []*nodeView
 	for _, n := range s.nodes {
-		nv := &nodeView{name: n.name, exists: n.exists, eligible: n.eligible, inScope: n.inScope}
+		nv := &nodeView{name: n.name, exists: n.exists, eligible: n.eligible, keep: n.eligible || n.keep, inScope: n.inScope}
 		for _, p := range live(n) {
 			v := &podView{
 				pod:  &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: p.name, CreationTimestamp: metav1.NewTime(testEpoch.Add(0))}},
@@ -302,7 +303,8 @@ func (s *simCluster) step(allowChurn bool) bool {
 			}
 			evs = append(evs,
 				event{"node leaves " + n.name, func() { n.exists = false }},
-				event{"node relabelled (fit) " + n.name, func() { n.eligible = !n.eligible }},
+				event{"node relabelled (fit) " + n.name, func() { n.eligible, n.keep = !n.eligible, false }},
+				event{"node (un)tainted NoSchedule " + n.name, func() { n.eligible, n.keep = !n.eligible, n.eligible }},
 				event{"node relabelled (scope) " + n.name, func() { n.inScope = !n.inScope }},
 			)
 		}
@@ -324,8 +326,8 @@ func (s *simCluster) checkRest() error {
 	for _, n := range s.nodes {
 		l := live(n)
 		if !n.exists || !n.eligible {
-			if len(l) > 0 {
-				return fmt.Errorf("node %s (exists %v, eligible %v) still runs %d pods", n.name, n.exists, n.eligible, len(l))
+			if len(l) > 0 && !(n.exists && n.keep && len(l) == 1) {
+				return fmt.Errorf("node %s (exists %v, eligible %v, keep %v) still runs %d pods", n.name, n.exists, n.eligible, n.keep, len(l))
 			}
 			continue
 		}

@@ -24,6 +24,7 @@ const (
 type tn struct {
 	name                      string
 	gone, ineligible, outside bool
+	kept                      bool // ineligible through a NoSchedule taint only
 	pods                      string
 }
 
@@ -34,7 +35,7 @@ func buildNodes(t *testing.T, specs ...tn) []*nodeView {
 	var out []*nodeView
 	seq := 0
 	for _, s := range specs {
-		n := &nodeView{name: s.name, exists: !s.gone, eligible: !s.ineligible, inScope: !s.outside}
+		n := &nodeView{name: s.name, exists: !s.gone, eligible: !s.ineligible, keep: !s.ineligible || s.kept, inScope: !s.outside}
 		for _, p := range strings.Split(s.pods, ",") {
 			if p == "" {
 				continue
@@ -156,6 +157,17 @@ func TestComputePlan(t *testing.T) {
 			name:  "ineligible node loses its pod, gone node loses it at once",
 			nodes: []tn{{name: "a", ineligible: true, pods: "u"}, {name: "b", gone: true, pods: "u,o-"}, {name: "c", ineligible: true}},
 			want:  []string{"delete a new misscheduled", "delete b new node-gone force", "delete b old node-gone force"},
+		},
+		{
+			name:  "a node refusing new pods (NoSchedule taint, NotReady) keeps its pod, untouched by the update",
+			nodes: []tn{{name: "a", ineligible: true, kept: true, pods: "o"}, {name: "b", ineligible: true, kept: true}, {name: "c", pods: "o"}},
+			tweak: func(in *planInput) { in.maxUnavailable = 3 },
+			want:  []string{"delete c old recreate-update"},
+		},
+		{
+			name:  "a node refusing new pods in the middle of a surge keeps one pod",
+			nodes: []tn{{name: "a", ineligible: true, kept: true, pods: "o,u-"}},
+			want:  []string{"delete a new duplicate"},
 		},
 		{
 			name:  "finished pods are deleted and replaced",

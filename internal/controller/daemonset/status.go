@@ -15,16 +15,20 @@ import (
 )
 
 // counts summarises nodes for status, with the native DaemonSet's
-// meanings; surging is the number of nodes running two pods and inFlight
-// the number of pods in the middle of an in-place update.
-func counts(nodes []*nodeView) (s appsv1alpha1.DaemonSetStatus, surging, inFlight int32) {
+// meanings; surging is the number of nodes running two pods, removing the
+// number of nodes whose pods are to go (misscheduled and not kept, or the
+// node left) and inFlight the number of pods in the middle of an in-place
+// update.
+func counts(nodes []*nodeView) (s appsv1alpha1.DaemonSetStatus, surging, removing, inFlight int32) {
 	for _, n := range nodes {
 		if !n.exists {
+			removing += btoi32(len(n.active) > 0)
 			continue
 		}
 		if !n.eligible {
 			if len(n.active) > 0 {
 				s.NumberMisscheduled++
+				removing += btoi32(!n.keep)
 			}
 			continue
 		}
@@ -52,7 +56,7 @@ func counts(nodes []*nodeView) (s appsv1alpha1.DaemonSetStatus, surging, inFligh
 		s.UpdatedNumberAvailable += btoi32(updatedAvailable)
 	}
 	s.NumberUnavailable = s.DesiredNumberScheduled - s.NumberAvailable
-	return s, surging, inFlight
+	return s, surging, removing, inFlight
 }
 
 func btoi32(b bool) int32 {
@@ -69,12 +73,14 @@ func (r *Reconciler) updateStatus(ctx context.Context, ds *appsv1alpha1.DaemonSe
 		return 0, nil // revisions could not be synced; nothing to report on
 	}
 	now := r.Clock.Now()
-	st, surging, inFlight := counts(res.nodes)
+	st, surging, removing, inFlight := counts(res.nodes)
 	st.ExpectedUpdatedNumber = res.expectedUpdated
 	st.ObservedGeneration = ds.Generation
 	st.UpdateRevision = res.update.Name
 	st.CurrentRevision = res.current.Name
-	placed := st.CurrentNumberScheduled == st.DesiredNumberScheduled && st.NumberMisscheduled == 0 && surging == 0
+	// A pod kept on a node that no longer accepts new ones (NotReady,
+	// NoSchedule taint) is misscheduled but does not hold Ready back.
+	placed := st.CurrentNumberScheduled == st.DesiredNumberScheduled && removing == 0 && surging == 0
 	allUpdated := st.UpdatedNumberScheduled == st.DesiredNumberScheduled && inFlight == 0
 	if placed && allUpdated {
 		st.CurrentRevision = res.update.Name

@@ -152,14 +152,29 @@ func (r *Reconciler) failureBackoff(ds *appsv1alpha1.DaemonSet, nodes []*nodeVie
 	return hold, soonest
 }
 
+// placement reports whether node should run a pod of spec (fits) and
+// whether a pod already there may stay (keep), with the native
+// DaemonSet's rule: a running pod stays unless the node's labels stop
+// matching or a NoExecute taint it does not tolerate appears. keep is Fits
+// with every NoSchedule taint tolerated.
+func placement(node *corev1.Node, spec *corev1.PodSpec) (fits, keep bool) {
+	if fits, _ = nodeplacement.Fits(node, spec); fits {
+		return true, true
+	}
+	lenient := *spec
+	lenient.Tolerations = append(slices.Clip(spec.Tolerations), corev1.Toleration{Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule})
+	keep, _ = nodeplacement.Fits(node, &lenient)
+	return false, keep
+}
+
 // views groups the pods by node and classifies them for the planner; it
 // returns the nodes sorted by name and the shortest wait until a ready pod
 // becomes available.
 func (r *Reconciler) views(ds *appsv1alpha1.DaemonSet, o *observed, update string, scope labels.Selector) ([]*nodeView, time.Duration) {
 	byName := make(map[string]*nodeView, len(o.nodes))
 	for _, n := range o.nodes {
-		fits, _ := nodeplacement.Fits(n, &ds.Spec.Template.Spec)
-		byName[n.Name] = &nodeView{name: n.Name, exists: true, eligible: fits, inScope: scope.Matches(labels.Set(n.Labels))}
+		fits, keep := placement(n, &ds.Spec.Template.Spec)
+		byName[n.Name] = &nodeView{name: n.Name, exists: true, eligible: fits, keep: keep, inScope: scope.Matches(labels.Set(n.Labels))}
 	}
 	now := r.Clock.Now()
 	var wait time.Duration

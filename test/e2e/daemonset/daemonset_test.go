@@ -70,15 +70,30 @@ func TestNodesJoinLeaveRelabelTaint(t *testing.T) {
 	all = []string{nodes[1], nodes[2], joined, other}
 	waitOnNodes(t, ds, all...)
 
-	// A NoSchedule taint the pod does not tolerate removes it; removing the
-	// taint brings a pod back. Cordoning keeps it (daemon pods tolerate
-	// unschedulable, as native ones do).
+	// Taints, as with the native DaemonSet: a NoSchedule taint the pod does
+	// not tolerate keeps the running pod (misscheduled) but would refuse a
+	// new one; a NoExecute taint removes it; removing the taints brings a
+	// pod back. Cordoning keeps it (daemon pods tolerate unschedulable).
+	tainted := podByNode(t, ds)[nodes[1]]
 	e.modifyNode(nodes[1], func(n *corev1.Node) {
 		n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: "maintenance", Value: "true", Effect: corev1.TaintEffectNoSchedule})
 	})
+	framework.Eventually(t, timeout, func() error {
+		if st := get(t, ds).Status; st.NumberMisscheduled != 1 || st.DesiredNumberScheduled != 3 {
+			return fmt.Errorf("NoSchedule taint not observed: %+v", st)
+		}
+		return nil
+	})
+	waitReady(t, ds, 3)
+	if p := podByNode(t, ds)[nodes[1]]; p.UID != tainted.UID {
+		t.Fatalf("a NoSchedule taint replaced the pod of %s", nodes[1])
+	}
+	e.modifyNode(nodes[1], func(n *corev1.Node) {
+		n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: "evacuate", Value: "true", Effect: corev1.TaintEffectNoExecute})
+	})
 	waitOnNodes(t, ds, nodes[2], joined, other)
 	e.modifyNode(nodes[1], func(n *corev1.Node) {
-		n.Spec.Taints = slices.DeleteFunc(n.Spec.Taints, func(t corev1.Taint) bool { return t.Key == "maintenance" })
+		n.Spec.Taints = slices.DeleteFunc(n.Spec.Taints, func(t corev1.Taint) bool { return t.Key == "maintenance" || t.Key == "evacuate" })
 	})
 	waitOnNodes(t, ds, all...)
 	cordoned := podByNode(t, ds)[nodes[2]]
