@@ -6,6 +6,10 @@ import (
 	"time"
 )
 
+// addLogVolume is the JSON patch giving the demo pods the volume the brief's
+// SidecarSet example mounts.
+const addLogVolume = `[{"op":"add","path":"/spec/template/spec/volumes","value":[{"name":"log-volume","emptyDir":{}}]}]`
+
 // printGuide tells the user how to use the running playground.
 func printGuide(p *printer, o Options, env Env, nodes int, took time.Duration) {
 	cli := o.CLI
@@ -28,6 +32,12 @@ func printGuide(p *printer, o Options, env Env, nodes int, took time.Duration) {
 	w("  - RESTARTS becomes 1 on the updated pods; pod names, nodes and IPs stay the same.\n")
 	w("  - To update the last 2 pods as well, lower the partition:\n")
 	w("      kubectl patch cloneset %s --type merge -p '{\"spec\":{\"updateStrategy\":{\"partition\":0}}}'\n\n", DemoName)
+	w("The other workloads run here too (examples/ in the repository). The playground's manager\n")
+	w("serves the SidecarSet injection webhook: the brief's SidecarSet mounts the pods' log-volume,\n")
+	w("so give the demo pods one (a volume change recreates them) and they come back with fluent-bit:\n")
+	w("  kubectl apply -f examples/sidecarset.yaml\n")
+	w("  kubectl patch cloneset %s --type json -p '%s'\n", DemoName, addLogVolume)
+	w("  kubectl get sidecarset\n\n")
 	w("Manager log: %s\n", env.ManagerLog)
 	if o.KeepOnExit {
 		w("Press Ctrl-C to stop the manager; the cluster is kept (--keep).\n")
@@ -36,3 +46,6 @@ func printGuide(p *printer, o Options, env Env, nodes int, took time.Duration) {
 	}
 	p.printf("%s", b.String())
 }
+
+// AddLogVolumePatch is the guide's JSON patch (for tests).
+const AddLogVolumePatch = addLogVolume

@@ -17,12 +17,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/drover-dev/drover/internal/freeport"
-
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/drover-dev/drover/internal/freeport"
 	"github.com/drover-dev/drover/internal/kwokcluster"
 	"github.com/drover-dev/drover/internal/manager"
 )
@@ -215,13 +217,20 @@ func (s *session) run(ctx context.Context) (err error) {
 
 	p.printf("[4/5] starting the Drover manager in this process ... ")
 	mo := manager.Defaults()
-	ports, err := freeport.Loopback(2)
+	ports, err := freeport.Loopback(3)
 	if err != nil {
 		return err
 	}
 	mo.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", ports[0])
 	mo.ProbeAddr = fmt.Sprintf("127.0.0.1:%d", ports[1])
 	mo.LeaderElect = false
+	// SidecarSet injection: the API server calls the in-process webhook
+	// by URL (its certificate names localhost).
+	mo.Webhook.BindAddress = fmt.Sprintf("127.0.0.1:%d", ports[2])
+	mo.Webhook.URL = fmt.Sprintf("https://localhost:%d", ports[2])
+	mo.Webhook.CertDir = filepath.Join(s.env.Dir, "webhook-certs")
+	mo.Webhook.CertSecret = types.NamespacedName{Namespace: corev1.NamespaceDefault, Name: "drover-webhook-cert"}
+	mo.Webhook.ExcludeNamespaces = []string{metav1.NamespaceSystem}
 	mgr, err := manager.New(cfg, mo)
 	if err != nil {
 		p.printf("failed\n")

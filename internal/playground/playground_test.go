@@ -17,10 +17,13 @@ import (
 
 	"github.com/drover-dev/drover/internal/testenv"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/cli"
@@ -263,6 +266,10 @@ func TestPlayground(t *testing.T) {
 	}
 	t.Logf("drover get cloneset web-frontend:\n%s", view.String())
 
+	// The guide's SidecarSet story: the playground's manager serves the
+	// injection webhook, so a recreated pod gets the example's sidecar.
+	sidecarInjected(ctx, t, c, env.ManagerLog)
+
 	stopStart := time.Now()
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v\n%s", err, out.String())
@@ -276,6 +283,62 @@ func TestPlayground(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "nothing left running") {
 		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+func sidecarInjected(ctx context.Context, t *testing.T, c client.Client, managerLog string) {
+	t.Helper()
+	root, err := testenv.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "examples", "sidecarset.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := &appsv1alpha1.SidecarSet{}
+	if err := yaml.UnmarshalStrict(raw, ss); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(ctx, ss); err != nil {
+		t.Fatalf("apply examples/sidecarset.yaml: %v", err)
+	}
+	// The guide's next step: the demo pods get the volume the example's
+	// sidecar mounts; the recreated pods come back with the sidecar.
+	cs := &appsv1alpha1.CloneSet{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: playground.DemoNamespace, Name: playground.DemoName}, cs); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.RawPatch(types.JSONPatchType, []byte(playground.AddLogVolumePatch))
+	deadline := time.Now().Add(3 * time.Minute)
+	patched := false
+	for {
+		// The injection entry for the SidecarSet is written
+		// asynchronously: patch once its entry exists.
+		var cfg admissionregistrationv1.MutatingWebhookConfiguration
+		if !patched && c.Get(ctx, client.ObjectKey{Name: "drover-sidecar-injector"}, &cfg) == nil && len(cfg.Webhooks) == 1 {
+			if err := c.Patch(ctx, cs, patch); err != nil {
+				t.Fatal(err)
+			}
+			patched = true
+		}
+		var list corev1.PodList
+		if err := c.List(ctx, &list, client.InNamespace(playground.DemoNamespace), client.MatchingLabels{"app": playground.DemoName}); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range list.Items {
+			for _, ctr := range p.Spec.Containers {
+				if ctr.Name == "fluent-bit" && ctr.Image == "fluent/fluent-bit:3.0" {
+					t.Logf("pod %s was recreated with the fluent-bit sidecar", p.Name)
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(managerLog)
+			t.Fatalf("no pod of %s got the SidecarSet's fluent-bit container (patched %v); manager log:\n%s", playground.DemoName, patched, log)
+		}
+		time.Sleep(time.Second)
 	}
 }
 
