@@ -138,8 +138,9 @@ func (s nodeState) available() bool {
 
 // computePlan decides the creates, deletes and in-place updates of one
 // reconcile:
-//   - the pods of nodes that left, of nodes the template no longer fits,
-//     finished pods and duplicates are deleted;
+//   - the pods of nodes that left, of nodes the template no longer fits
+//     (a node that only refuses new pods keeps one), finished pods and
+//     duplicates are deleted;
 //   - a node that runs a new pod beside an old one (surge) loses the old
 //     one once the new one is available;
 //   - an update moves old pods to the update revision node by node, at
