@@ -21,13 +21,26 @@ import (
 const nodeNameField = "metadata.name"
 
 // defaultTolerations are the tolerations every per-node pod gets, as
-// native daemon pods do.
-func defaultTolerations() []corev1.Toleration {
-	return []corev1.Toleration{
-		{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute},
-		{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute},
-		{Key: corev1.TaintNodeUnschedulable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+// native daemon pods do (the DaemonSet controller's
+// AddOrUpdateDaemonPodTolerations): node trouble (not-ready, unreachable),
+// resource pressure and cordoning do not keep or evict them, and a
+// host-network pod does not need the node's pod network.
+func defaultTolerations(spec *corev1.PodSpec) []corev1.Toleration {
+	exists := func(key string, effect corev1.TaintEffect) corev1.Toleration {
+		return corev1.Toleration{Key: key, Operator: corev1.TolerationOpExists, Effect: effect}
 	}
+	ts := []corev1.Toleration{
+		exists(corev1.TaintNodeNotReady, corev1.TaintEffectNoExecute),
+		exists(corev1.TaintNodeUnreachable, corev1.TaintEffectNoExecute),
+		exists(corev1.TaintNodeDiskPressure, corev1.TaintEffectNoSchedule),
+		exists(corev1.TaintNodeMemoryPressure, corev1.TaintEffectNoSchedule),
+		exists(corev1.TaintNodePIDPressure, corev1.TaintEffectNoSchedule),
+		exists(corev1.TaintNodeUnschedulable, corev1.TaintEffectNoSchedule),
+	}
+	if spec.HostNetwork {
+		ts = append(ts, exists(corev1.TaintNodeNetworkUnavailable, corev1.TaintEffectNoSchedule))
+	}
+	return ts
 }
 
 // Fits reports whether a pod with spec should run on node and, when it
@@ -46,7 +59,7 @@ func Fits(node *corev1.Node, spec *corev1.PodSpec) (ok bool, reason string) {
 		}
 		return false, "required node affinity does not match"
 	}
-	tolerations := append(append([]corev1.Toleration(nil), spec.Tolerations...), defaultTolerations()...)
+	tolerations := append(append([]corev1.Toleration(nil), spec.Tolerations...), defaultTolerations(spec)...)
 	taint, untolerated := schedulinghelpers.FindMatchingUntoleratedTaint(klog.Background(), node.Spec.Taints, tolerations,
 		func(t *corev1.Taint) bool {
 			return t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute
@@ -108,7 +121,7 @@ func PinToNode(pod *corev1.Pod, nodeName string) {
 		}
 		term.MatchFields = append(fields, nameReq)
 	}
-	for _, t := range defaultTolerations() {
+	for _, t := range defaultTolerations(spec) {
 		if !hasToleration(spec.Tolerations, t) {
 			spec.Tolerations = append(spec.Tolerations, t)
 		}

@@ -49,6 +49,12 @@ func TestFits(t *testing.T) {
 			n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule})
 		}), fits: true},
 		{name: "not-ready node keeps daemon pods", node: node("n", nil, taint(corev1.TaintNodeNotReady, corev1.TaintEffectNoExecute)), fits: true},
+		{name: "memory pressure keeps daemon pods", node: node("n", nil, taint(corev1.TaintNodeMemoryPressure, corev1.TaintEffectNoSchedule)), fits: true},
+		{name: "disk pressure keeps daemon pods", node: node("n", nil, taint(corev1.TaintNodeDiskPressure, corev1.TaintEffectNoSchedule)), fits: true},
+		{name: "pid pressure keeps daemon pods", node: node("n", nil, taint(corev1.TaintNodePIDPressure, corev1.TaintEffectNoSchedule)), fits: true},
+		{name: "network unavailable refuses pod-network pods", node: node("n", nil, taint(corev1.TaintNodeNetworkUnavailable, corev1.TaintEffectNoSchedule)), reason: "network-unavailable"},
+		{name: "network unavailable keeps host-network pods", node: node("n", nil, taint(corev1.TaintNodeNetworkUnavailable, corev1.TaintEffectNoSchedule)),
+			spec: corev1.PodSpec{HostNetwork: true}, fits: true},
 		{name: "node being deleted", node: node("n", nil, func(n *corev1.Node) { n.DeletionTimestamp = &metav1.Time{} }), reason: "deleted"},
 	}
 	for _, c := range cases {
@@ -82,8 +88,8 @@ func TestPinToNode(t *testing.T) {
 			t.Fatalf("term %d = %+v: want the user's expression kept and one name field for node-1", i, term)
 		}
 	}
-	if n := len(pod.Spec.Tolerations); n != 3 {
-		t.Fatalf("%d tolerations after pinning twice, want the 3 daemon tolerations once", n)
+	if n := len(pod.Spec.Tolerations); n != 6 {
+		t.Fatalf("%d tolerations after pinning twice, want the 6 daemon tolerations once", n)
 	}
 	// The pinned spec matches its node only.
 	if ok, _ := Fits(node("node-1", map[string]string{"zone": "b"}), &pod.Spec); !ok {
