@@ -38,13 +38,26 @@ func SlowStart[T any](ctx context.Context, limit int, items []T, fn func(context
 // DeleteAll deletes pods, each behind hook (see Delete), and returns how
 // many deletes were issued.
 func (c *Control) DeleteAll(ctx context.Context, key string, pods []*corev1.Pod, hook *appsv1alpha1.LifecycleHook) (int, error) {
+	return c.DeleteAllThen(ctx, key, pods, hook, nil)
+}
+
+// DeleteAllThen is DeleteAll that also runs then (when not nil) for each
+// pod whose delete was issued, in the same worker right after the delete:
+// what goes with the pod (a CloneSet's claims). then's errors are returned
+// with the deletes'.
+func (c *Control) DeleteAllThen(ctx context.Context, key string, pods []*corev1.Pod, hook *appsv1alpha1.LifecycleHook,
+	then func(context.Context, *corev1.Pod) error) (int, error) {
 	var issued atomic.Int32
 	err := Parallel(ctx, c.WriteConcurrency, pods, func(ctx context.Context, p *corev1.Pod) error {
 		ok, err := c.Delete(ctx, key, p, hook)
-		if ok {
-			issued.Add(1)
+		if err != nil || !ok {
+			return err
 		}
-		return err
+		issued.Add(1)
+		if then != nil {
+			return then(ctx, p)
+		}
+		return nil
 	})
 	return int(issued.Load()), err
 }
