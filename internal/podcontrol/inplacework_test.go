@@ -5,28 +5,15 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/inplace"
-	"github.com/drover-dev/drover/internal/revision"
 )
 
 func TestInPlaceWork(t *testing.T) {
-	owner := &metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "u"}
-	mk := func(image string, n int64) *appsv1.ControllerRevision {
-		rev, err := revision.New(owner, appsv1.SchemeGroupVersion.WithKind("Test"), nil, &corev1.PodTemplateSpec{
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: image}}},
-		}, n, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rev
-	}
-	old, upd := mk("a:1", 1), mk("a:2", 2)
-	tp := NewTemplates([]*appsv1.ControllerRevision{old}, upd)
+	tp, old, upd := testTemplates(t)
 	hook := &appsv1alpha1.LifecycleHook{LabelsHandler: map[string]string{"hold": "yes"}}
 	pod := func(name string, labels map[string]string) *corev1.Pod {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}

@@ -11,8 +11,10 @@ import (
 	"github.com/drover-dev/drover/internal/revision"
 )
 
-// Parallel pod workers share one Templates value; run with -race.
-func TestTemplatesConcurrentUse(t *testing.T) {
+// testTemplates returns Templates over two revisions of a one-container
+// template, images a:1 (old) and a:2 (the update revision, upd).
+func testTemplates(t *testing.T) (tp *Templates, old, upd *appsv1.ControllerRevision) {
+	t.Helper()
 	owner := &metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "u"}
 	mk := func(image string, n int64) *appsv1.ControllerRevision {
 		rev, err := revision.New(owner, appsv1.SchemeGroupVersion.WithKind("Test"), nil, &corev1.PodTemplateSpec{
@@ -23,8 +25,13 @@ func TestTemplatesConcurrentUse(t *testing.T) {
 		}
 		return rev
 	}
-	old, upd := mk("a:1", 1), mk("a:2", 2)
-	tp := NewTemplates([]*appsv1.ControllerRevision{old}, upd)
+	old, upd = mk("a:1", 1), mk("a:2", 2)
+	return NewTemplates([]*appsv1.ControllerRevision{old}, upd), old, upd
+}
+
+// Parallel pod workers share one Templates value; run with -race.
+func TestTemplatesConcurrentUse(t *testing.T) {
+	tp, old, upd := testTemplates(t)
 	var wg sync.WaitGroup
 	for i := 0; i < 16; i++ {
 		wg.Add(1)

@@ -5,7 +5,8 @@
 // Each reconcile reads the CloneSet, its pods, claims and revisions from
 // the cache; waits until the cache shows its own earlier writes
 // (expectations); computes a plan with pure functions (plan.go); applies it
-// (apply.go); and writes status (status.go).
+// (sync.go, pods.go) through the shared pod writer (internal/podcontrol);
+// and writes status (status.go, internal/workloadstatus).
 package cloneset
 
 import (

@@ -13,75 +13,33 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/controller/cloneset"
 	"github.com/drover-dev/drover/internal/inplace"
-	"github.com/drover-dev/drover/internal/ownership"
 	"github.com/drover-dev/drover/internal/revision"
 	"github.com/drover-dev/drover/internal/testenv"
 )
 
 // These integration tests run the controller against a real API server
-// (envtest). There is no kubelet: the helpers below play its part where a
-// test needs running pods.
+// (envtest). There is no kubelet: kubeletRun plays its part where a test
+// needs running pods. The tests read the API server directly, never the
+// manager's cache.
 
 var k8s client.Client
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	env, err := testenv.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: testenv.Scheme(), Metrics: metricsserver.Options{BindAddress: "0"}})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := ownership.RegisterIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := cloneset.SetupWithManager(mgr, cloneset.Options{MaxConcurrentReconciles: 2}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		if err := mgr.Start(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-	}()
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		return 1
-	}
-	// The tests read the API server directly, never the manager's cache.
-	if k8s, err = client.New(env.Config, client.Options{Scheme: testenv.Scheme()}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
+	os.Exit(testenv.MainWithManager(m, func(mgr ctrl.Manager) error {
+		return cloneset.SetupWithManager(mgr, cloneset.Options{MaxConcurrentReconciles: 2})
+	}, func(c client.Client) { k8s = c }))
 }
 
 func namespace(t *testing.T) string {
 	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "cs-"}}
-	if err := k8s.Create(context.Background(), ns); err != nil {
-		t.Fatal(err)
-	}
-	return ns.Name
+	return testenv.Namespace(t, k8s, "cs-")
 }
 
 func newCloneSet(ns, name string, replicas int32) *appsv1alpha1.CloneSet {
@@ -100,89 +58,40 @@ func newCloneSet(ns, name string, replicas int32) *appsv1alpha1.CloneSet {
 
 func eventually(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		last = msg
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s: %s", what, last)
+	testenv.Eventually(t, what, cond)
 }
 
 // modify applies f to the latest CloneSet, retrying on conflicts with the
 // controller's status writes.
 func modify(t *testing.T, cs *appsv1alpha1.CloneSet, f func(*appsv1alpha1.CloneSet)) {
 	t.Helper()
-	ctx := context.Background()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur := &appsv1alpha1.CloneSet{}
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(cs), cur); err != nil {
-			return err
-		}
-		f(cur)
-		return k8s.Update(ctx, cur)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	testenv.Update(t, k8s, cs, f)
 }
 
+// podsOf returns the live (not terminating) pods of cs.
 func podsOf(t *testing.T, cs *appsv1alpha1.CloneSet) []corev1.Pod {
 	t.Helper()
-	var list corev1.PodList
-	if err := k8s.List(context.Background(), &list, client.InNamespace(cs.Namespace), client.MatchingLabels(cs.Spec.Selector.MatchLabels)); err != nil {
-		t.Fatal(err)
-	}
-	var out []corev1.Pod
-	for _, p := range list.Items {
-		if p.DeletionTimestamp == nil {
-			out = append(out, p)
-		}
-	}
-	return out
+	return testenv.LivePods(t, k8s, cs.Namespace, cs.Spec.Selector.MatchLabels)
 }
 
-// kubeletRun marks every pod of cs running and ready, as a kubelet would.
+// podCountStays checks that cs still has want live pods after settle: the
+// controller, once there, creates and deletes no more (expectations keep
+// it from acting twice on a lagging cache). It returns the pods.
+func podCountStays(t *testing.T, cs *appsv1alpha1.CloneSet, want int, settle time.Duration, what string) []corev1.Pod {
+	t.Helper()
+	time.Sleep(settle)
+	pods := podsOf(t, cs)
+	if len(pods) != want {
+		t.Fatalf("%s: want %d pods, have %d", what, want, len(pods))
+	}
+	return pods
+}
+
+// kubeletRun marks every pod of cs running, and ready when its readiness
+// gate is True, as a kubelet would.
 func kubeletRun(t *testing.T, cs *appsv1alpha1.CloneSet) {
 	t.Helper()
-	ctx := context.Background()
-	for _, p := range podsOf(t, cs) {
-		p := p
-		gateTrue := inplace.GateStatus(&p) == corev1.ConditionTrue
-		p.Status.Phase = corev1.PodRunning
-		p.Status.ContainerStatuses = nil
-		for _, c := range p.Spec.Containers {
-			p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{
-				Name: c.Name, Image: c.Image, ImageID: "id-" + c.Image, Ready: true,
-				State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}},
-			})
-		}
-		ready := corev1.ConditionFalse
-		if gateTrue {
-			ready = corev1.ConditionTrue
-		}
-		setPodCondition(&p, corev1.PodReady, ready)
-		if err := k8s.Status().Update(ctx, &p); err != nil {
-			t.Logf("kubelet: %v", err) // a conflict: the next call retries
-		}
-	}
-}
-
-func setPodCondition(p *corev1.Pod, t corev1.PodConditionType, s corev1.ConditionStatus) {
-	for i := range p.Status.Conditions {
-		if p.Status.Conditions[i].Type == t {
-			if p.Status.Conditions[i].Status != s {
-				p.Status.Conditions[i].Status = s
-				p.Status.Conditions[i].LastTransitionTime = metav1.Now()
-			}
-			return
-		}
-	}
-	p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: t, Status: s, LastTransitionTime: metav1.Now()})
+	testenv.RunPods(t, k8s, podsOf(t, cs))
 }
 
 func TestCreatesPodsWithIdentityGateAndClaims(t *testing.T) {
@@ -204,11 +113,7 @@ func TestCreatesPodsWithIdentityGateAndClaims(t *testing.T) {
 		return n == 3, fmt.Sprint(n)
 	})
 	// Expectations: the controller never overshoots, even while its cache lags.
-	time.Sleep(time.Second)
-	pods := podsOf(t, cs)
-	if len(pods) != 3 {
-		t.Fatalf("want exactly 3 pods, got %d", len(pods))
-	}
+	pods := podCountStays(t, cs, 3, time.Second, "exactly the replicas")
 	for _, p := range pods {
 		id := p.Labels[appsv1alpha1.LabelInstanceID]
 		if p.Name != "web-"+id || len(id) != 5 {
@@ -367,10 +272,7 @@ func TestPodsToDeleteWithLowerReplicas(t *testing.T) {
 		}
 		return len(pods) == 2, fmt.Sprint(len(pods))
 	})
-	time.Sleep(500 * time.Millisecond)
-	if n := len(podsOf(t, cs)); n != 2 {
-		t.Fatalf("podsToDelete with lower replicas must not be replaced: %d pods", n)
-	}
+	podCountStays(t, cs, 2, 500*time.Millisecond, "podsToDelete with lower replicas must not be replaced")
 }
 
 func TestProgressDeadlineExceeded(t *testing.T) {
@@ -428,10 +330,7 @@ func TestAdoptsMatchingOrphans(t *testing.T) {
 		_ = k8s.Get(ctx, client.ObjectKeyFromObject(orphan), p)
 		return metav1.IsControlledBy(p, cs), fmt.Sprint(p.OwnerReferences)
 	})
-	time.Sleep(500 * time.Millisecond)
-	if n := len(podsOf(t, cs)); n != 2 {
-		t.Fatalf("the adopted pod counts toward replicas: want 2 pods, have %d", n)
-	}
+	podCountStays(t, cs, 2, 500*time.Millisecond, "the adopted pod counts toward replicas")
 }
 
 func TestRepairsMissingReadinessGate(t *testing.T) {

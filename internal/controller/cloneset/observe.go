@@ -20,17 +20,10 @@ import (
 type observed struct {
 	selector labels.Selector
 	pods     []*corev1.Pod // controlled pods, terminating ones included
-	byName   map[string]*corev1.Pod
-	claims   []*corev1.PersistentVolumeClaim
-	history  []*appsv1.ControllerRevision
-}
-
-func (o *observed) lookup(name string) expectations.Observed {
-	p, ok := o.byName[name]
-	if !ok {
-		return expectations.Observed{}
-	}
-	return expectations.Observed{Exists: true, UID: p.UID, ResourceVersion: p.ResourceVersion, Terminating: p.DeletionTimestamp != nil}
+	// lookup finds the controlled pods by name, for expectations.
+	lookup  expectations.Lookup
+	claims  []*corev1.PersistentVolumeClaim
+	history []*appsv1.ControllerRevision
 }
 
 func (r *Reconciler) observe(ctx context.Context, cs *appsv1alpha1.CloneSet) (*observed, error) {
@@ -44,10 +37,7 @@ func (r *Reconciler) observe(ctx context.Context, cs *appsv1alpha1.CloneSet) (*o
 	if err != nil {
 		return nil, err
 	}
-	o.byName = make(map[string]*corev1.Pod, len(o.pods))
-	for _, p := range o.pods {
-		o.byName[p.Name] = p
-	}
+	o.lookup = expectations.ByName(o.pods)
 
 	var claims corev1.PersistentVolumeClaimList
 	if err := r.Client.List(ctx, &claims, client.InNamespace(cs.Namespace), client.MatchingFields{ownership.IndexController: string(cs.UID)}, client.UnsafeDisableDeepCopy); err != nil {

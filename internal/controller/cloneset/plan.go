@@ -10,7 +10,7 @@ import (
 )
 
 // The plan is computed by pure functions from what the cache shows, then
-// applied by apply.go. Nothing here reads the API or a clock.
+// applied by sync.go and pods.go. Nothing here reads the API or a clock.
 
 // podView is one active (not terminating, not finished) pod as the planner
 // sees it.

@@ -11,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
@@ -26,8 +25,9 @@ type newPodSpec struct {
 	id  string
 }
 
-// createPods creates pods in slow-start batches (1, 2, 4, ...), so a
-// failing create (quota, admission) fails once rather than n times.
+// createPods creates pods in slow-start batches (podcontrol.SlowStart), so
+// a failing create (quota, admission) fails a few times rather than n
+// times, and returns how many were created.
 func (r *Reconciler) createPods(ctx context.Context, cs *appsv1alpha1.CloneSet, o *observed, t *podcontrol.Templates,
 	update, current *appsv1.ControllerRevision, nUpdated, nCurrent int32) (int, error) {
 	ids := r.instanceIDs(cs, o, int(nUpdated+nCurrent))
@@ -39,24 +39,15 @@ func (r *Reconciler) createPods(ctx context.Context, cs *appsv1alpha1.CloneSet, 
 		}
 		specs = append(specs, newPodSpec{rev: rev, id: id})
 	}
-	create := func(ctx context.Context, s newPodSpec) error { return r.createPod(ctx, cs, t, s) }
-	created := 0
-	// Slow start: batches of 1, 2, 4, ... so that a create that fails
-	// (quota, admission) fails a few times, not n times. Once a batch as
-	// large as the write concurrency has succeeded, the rest go through the
-	// worker pool without waiting for each batch's slowest write.
-	for batch := 1; len(specs) > 0; batch *= 2 {
-		n := min(batch, len(specs))
-		if batch > r.Pods.WriteConcurrency {
-			n = len(specs)
+	var created atomic.Int32
+	_, err := podcontrol.SlowStart(ctx, r.Pods.WriteConcurrency, specs, func(ctx context.Context, s newPodSpec) error {
+		if err := r.createPod(ctx, cs, t, s); err != nil {
+			return err
 		}
-		if err := podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, specs[:n], create); err != nil {
-			return created, err
-		}
-		created += n
-		specs = specs[n:]
-	}
-	return created, nil
+		created.Add(1)
+		return nil
+	})
+	return int(created.Load()), err
 }
 
 // instanceIDs returns up to n instance ids: first those of claims left by
@@ -117,33 +108,17 @@ func claimName(cs *appsv1alpha1.CloneSet, vct string, id string) string {
 	return vct + "-" + podName(cs, id)
 }
 
-// buildPod renders a pod of cs from a revision's template.
+// buildPod renders a pod of cs from a revision's template
+// (podcontrol.NewPod), with its instance id, the InPlaceUpdateReady
+// readiness gate and its claims mounted.
 func buildPod(cs *appsv1alpha1.CloneSet, tpl *corev1.PodTemplateSpec, rev, id string) *corev1.Pod {
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            podName(cs, id),
-			Namespace:       cs.Namespace,
-			Labels:          map[string]string{},
-			Annotations:     map[string]string{},
-			Finalizers:      tpl.Finalizers,
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(cs, gvk())},
-		},
-		Spec: *tpl.Spec.DeepCopy(),
-	}
-	for k, v := range tpl.Labels {
-		pod.Labels[k] = v
-	}
-	for k, v := range tpl.Annotations {
-		pod.Annotations[k] = v
-	}
-	for k, v := range workloadLabels() {
-		pod.Labels[k] = v
-	}
-	pod.Labels[revision.LabelRevisionHash] = rev
-	pod.Labels[appsv1alpha1.LabelInstanceID] = id
+	labels := workloadLabels()
+	labels[revision.LabelRevisionHash] = rev
+	labels[appsv1alpha1.LabelInstanceID] = id
 	if cs.Spec.Lifecycle != nil {
-		pod.Labels[appsv1alpha1.LabelLifecycleState] = string(appsv1alpha1.LifecycleStateNormal)
+		labels[appsv1alpha1.LabelLifecycleState] = string(appsv1alpha1.LifecycleStateNormal)
 	}
+	pod := podcontrol.NewPod(cs, gvk(), podName(cs, id), tpl, labels)
 	inplace.InjectReadinessGate(&pod.Spec)
 	for _, vct := range cs.Spec.VolumeClaimTemplates {
 		vol := corev1.Volume{Name: vct.Name, VolumeSource: corev1.VolumeSource{
@@ -201,21 +176,24 @@ func (r *Reconciler) deletePods(ctx context.Context, cs *appsv1alpha1.CloneSet, 
 	if cs.Spec.Lifecycle != nil {
 		hook = cs.Spec.Lifecycle.PreDelete
 	}
-	key := ownerKey(cs)
-	var deleted atomic.Int32
-	err := podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, deletes, func(ctx context.Context, d podDelete) error {
-		pod := d.view.pod // the cache's object: read only
-		ok, err := r.Pods.Delete(ctx, key, pod, hook)
-		if err != nil || !ok {
-			return err
+	victims := make([]*corev1.Pod, len(deletes)) // the cache's objects: read only
+	var keepClaims map[*corev1.Pod]bool
+	for i, d := range deletes {
+		victims[i] = d.view.pod
+		if d.reason == deleteRecreate && !cs.Spec.ScaleStrategy.DisablePVCReuse {
+			if keepClaims == nil {
+				keepClaims = map[*corev1.Pod]bool{}
+			}
+			keepClaims[d.view.pod] = true
 		}
-		deleted.Add(1)
-		if d.reason != deleteRecreate || cs.Spec.ScaleStrategy.DisablePVCReuse {
-			return r.deleteClaims(ctx, o, pod.Labels[appsv1alpha1.LabelInstanceID])
+	}
+	n, err := r.Pods.DeleteAllThen(ctx, ownerKey(cs), victims, hook, func(ctx context.Context, pod *corev1.Pod) error {
+		if keepClaims[pod] {
+			return nil
 		}
-		return nil
+		return r.deleteClaims(ctx, o, pod.Labels[appsv1alpha1.LabelInstanceID])
 	})
-	if n := deleted.Load(); n > 0 {
+	if n > 0 {
 		// Notes carry no counts, so the recorder folds repeats into one
 		// event series instead of writing an event per reconcile; the
 		// counts are in the log.
@@ -241,7 +219,8 @@ func (r *Reconciler) deleteClaims(ctx context.Context, o *observed, id string) e
 }
 
 // updateInPlace starts the planned in-place updates and moves on those in
-// flight, honouring the inPlaceUpdate hook.
+// flight, honouring the inPlaceUpdate hook. The update's start is one
+// event (sync.go); waves are logged.
 func (r *Reconciler) updateInPlace(ctx context.Context, cs *appsv1alpha1.CloneSet, views []*podView, planned []*podView, t *podcontrol.Templates) (time.Duration, error) {
 	var hook *appsv1alpha1.LifecycleHook
 	if cs.Spec.Lifecycle != nil {
@@ -251,46 +230,22 @@ func (r *Reconciler) updateInPlace(ctx context.Context, cs *appsv1alpha1.CloneSe
 	if ipu := cs.Spec.UpdateStrategy.InPlaceUpdate; ipu != nil {
 		grace = time.Duration(ipu.GracePeriodSeconds) * time.Second
 	}
-	work := append([]*podView(nil), planned...)
+	w := podcontrol.NewInPlaceWork(t, grace, hook)
+	for _, v := range planned {
+		w.Plan(v.pod, v.inPlaceState(), v.revision)
+	}
 	for _, v := range views {
-		if podcontrol.NeedsInPlaceWork(v.pod, v.updating, hook) {
-			work = append(work, v)
-		}
+		w.Continue(v.pod, v.inPlaceState(), v.revision, v.updating)
 	}
-	key := ownerKey(cs)
-	var wait podcontrol.MinWait
-	var started atomic.Int32
-	update := t.Update().Name
-	err := podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, work, func(ctx context.Context, v *podView) error {
-		it := podcontrol.InPlaceItem{Pod: v.pod, Revision: update, Change: t.ChangeTo(v.revision), GracePeriod: grace}
-		if v.hasState {
-			it.State = &v.state
-		}
-		res, err := r.Pods.InPlace(ctx, key, it, hook)
-		if res.Started {
-			started.Add(1)
-		}
-		wait.Observe(res.RequeueAfter)
-		return err
-	})
-	if n := started.Load(); n > 0 {
-		// Waves are logged; the update's start is one event (sync.go).
-		ctrl.LoggerFrom(ctx).Info("started in-place updates", "count", n, "revision", update)
-	}
-	return wait.Get(), err
+	return r.Pods.UpdateInPlace(ctx, ownerKey(cs), w)
 }
 
-// pruneHistory deletes revisions beyond revisionHistoryLimit that no pod
-// uses.
-func (r *Reconciler) pruneHistory(ctx context.Context, cs *appsv1alpha1.CloneSet, history []*appsv1.ControllerRevision, views []*podView, current *appsv1.ControllerRevision) error {
-	live := map[string]bool{current.Name: true}
-	for _, v := range views {
-		live[v.revision] = true
+// inPlaceState is the pod's parsed in-place state, nil when it has none.
+func (v *podView) inPlaceState() *inplace.State {
+	if !v.hasState {
+		return nil
 	}
-	if len(history) > 0 {
-		live[history[len(history)-1].Name] = true // the update revision
-	}
-	return r.Pods.PruneHistory(ctx, history, live, int(ptr.Deref(cs.Spec.RevisionHistoryLimit, 10)))
+	return &v.state
 }
 
 // repairPods fixes pods left half-way by an interrupted reconcile or a
@@ -302,8 +257,5 @@ func (r *Reconciler) repairPods(ctx context.Context, cs *appsv1alpha1.CloneSet, 
 			repair = append(repair, v.pod)
 		}
 	}
-	key := ownerKey(cs)
-	return podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, repair, func(ctx context.Context, pod *corev1.Pod) error {
-		return r.Pods.Repair(ctx, key, pod)
-	})
+	return r.Pods.RepairAll(ctx, ownerKey(cs), repair)
 }

@@ -11,41 +11,18 @@ import (
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/podcontrol"
-	"github.com/drover-dev/drover/internal/podstate"
 	"github.com/drover-dev/drover/internal/workloadstatus"
 )
 
-// conflictRetry is how soon a reconcile whose status write conflicted runs again.
-const conflictRetry = 250 * time.Millisecond
-
-// counts summarises pods for status.
+// counts summarises pods for status (workloadstatus.Counts).
 func counts(views []*podView) (s appsv1alpha1.CloneSetStatus, inFlight int32) {
+	var c workloadstatus.Counts
 	for _, v := range views {
-		if !podstate.IsActive(v.pod) {
-			continue
-		}
-		s.Replicas++
-		ready := podstate.IsReady(v.pod)
-		if ready {
-			s.ReadyReplicas++
-		}
-		if v.available {
-			s.AvailableReplicas++
-		}
-		if v.updated {
-			s.UpdatedReplicas++
-			if ready {
-				s.UpdatedReadyReplicas++
-			}
-			if v.available {
-				s.UpdatedAvailableReplicas++
-			}
-		}
-		if v.inFlight {
-			inFlight++
-		}
+		c.Add(v.pod, v.available, v.updated, v.inFlight)
 	}
-	return s, inFlight
+	s.Replicas, s.ReadyReplicas, s.AvailableReplicas = c.Replicas, c.Ready, c.Available
+	s.UpdatedReplicas, s.UpdatedReadyReplicas, s.UpdatedAvailableReplicas = c.Updated, c.UpdatedReady, c.UpdatedAvailable
+	return s, c.InFlight
 }
 
 // updateStatus writes the CloneSet's status and conditions, and returns
@@ -74,21 +51,14 @@ func (r *Reconciler) updateStatus(ctx context.Context, cs *appsv1alpha1.CloneSet
 	if apiequality.Semantic.DeepEqual(cs.Status, st) {
 		return wait, nil
 	}
-	key := ownerKey(cs)
-	if !significant(&cs.Status, &st) {
-		// Only counters moved: during a large update they move on nearly
-		// every pod event, so they are written at most once per interval.
-		if left := r.statusWrites.Wait(key, now); left > 0 {
-			return podcontrol.MinPositive(wait, left), nil
-		}
-	}
+	// Changes that only move counters (on nearly every pod event during a
+	// large update) are written at most once per interval.
 	patched := cs.DeepCopy()
 	patched.Status = st
-	retry, err := workloadstatus.Patch(ctx, r.Client, cs, patched)
-	if err != nil || retry > 0 {
-		return retry, err
+	retry, err := r.statusWrites.Write(ctx, r.Client, ownerKey(cs), now, cs, patched, significant(&cs.Status, &st))
+	if retry > 0 || err != nil {
+		return podcontrol.MinPositive(wait, retry), err
 	}
-	r.statusWrites.Wrote(key, now)
 	return wait, nil
 }
 

@@ -37,25 +37,21 @@ type syncResult struct {
 func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *observed) (syncResult, error) {
 	log := ctrl.LoggerFrom(ctx)
 	var res syncResult
-	hist, err := revision.Sync(ctx, r.Client, revision.Owner{Object: cs, GVK: gvk(), Labels: workloadLabels()},
-		&cs.Spec.Template, o.history, cs.Status.CollisionCount)
+	revs, err := podcontrol.SyncRevisions(ctx, r.Client, revision.Owner{Object: cs, GVK: gvk(), Labels: workloadLabels()},
+		&cs.Spec.Template, o.history, cs.Status.CollisionCount, cs.Status.CurrentRevision)
 	if err != nil {
 		return res, err
 	}
-	res.update, res.collisionCount = hist.Update, hist.CollisionCount
-	if prev := cs.Status.UpdateRevision; prev != "" && prev != hist.Update.Name {
+	t := revs.Templates
+	res.update, res.current, res.collisionCount = revs.Update(), revs.Current, revs.CollisionCount
+	if prev := cs.Status.UpdateRevision; prev != "" && prev != res.update.Name {
 		// One event an update, however many waves it takes.
-		r.Recorder.Eventf(cs, nil, corev1.EventTypeNormal, "UpdateStarted", "Update", "updating from revision %s to %s", prev, hist.Update.Name)
-	}
-	t := podcontrol.NewTemplates(hist.History, hist.Update)
-	res.current = hist.Update
-	if cur, ok := t.Revision(cs.Status.CurrentRevision); ok {
-		res.current = cur
+		r.Recorder.Eventf(cs, nil, corev1.EventTypeNormal, "UpdateStarted", "Update", "updating from revision %s to %s", prev, res.update.Name)
 	}
 
 	now := r.Clock.Now()
 	replicas := ptr.Deref(cs.Spec.Replicas, 1)
-	views, wait := r.views(cs, o, hist.Update.Name, now)
+	views, wait := r.views(cs, o, res.update.Name, now)
 	res.views, res.requeueAfter = views, wait
 	var active []*podView
 	var notReady int32
@@ -90,7 +86,7 @@ func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *obs
 		errs = append(errs, err)
 	}
 	if n := p.createUpdated + p.createCurrent; n > 0 {
-		created, err := r.createPods(ctx, cs, o, t, hist.Update, res.current, p.createUpdated, p.createCurrent)
+		created, err := r.createPods(ctx, cs, o, t, res.update, res.current, p.createUpdated, p.createCurrent)
 		if err != nil {
 			res.createErr = err
 			errs = append(errs, err)
@@ -105,7 +101,11 @@ func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *obs
 	if err != nil {
 		errs = append(errs, err)
 	}
-	if err := r.pruneHistory(ctx, cs, hist.History, views, res.current); err != nil {
+	inUse := make([]string, len(views))
+	for i, v := range views {
+		inUse[i] = v.revision
+	}
+	if err := r.Pods.PruneHistory(ctx, revs.History, revs.Live(inUse...), int(ptr.Deref(cs.Spec.RevisionHistoryLimit, 10))); err != nil {
 		errs = append(errs, err)
 	}
 	return res, errors.Join(errs...)
