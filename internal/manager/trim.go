@@ -9,7 +9,7 @@ import (
 // trimPod is the cache transform for pods: it keeps only the fields Drover's
 // controllers read (identity, labels, Drover's and Kubernetes' controller
 // annotations, owner and deletion state, node, container names and images,
-// readiness gates, phase, the scheduling and readiness conditions and the
+// readiness gates, phase, the readiness conditions and the
 // container statuses' image, readiness, restarts and start) and drops the
 // rest (volumes, env, probes, resources, IPs, other annotations...), so a
 // large fleet costs the manager little memory. Writes never start from a
@@ -54,12 +54,13 @@ func keptAnnotation(key string) bool {
 	return domain == "drover.dev" || strings.HasSuffix(domain, ".drover.dev") || domain == "controller.kubernetes.io"
 }
 
-// keptConditions are PodScheduled, ContainersReady, Ready and the readiness
-// gates' conditions, without messages.
+// keptConditions are ContainersReady, Ready and the readiness gates'
+// conditions, without messages (whether a pod is scheduled is its
+// nodeName).
 func keptConditions(pod *corev1.Pod) []corev1.PodCondition {
 	var out []corev1.PodCondition
 	for _, c := range pod.Status.Conditions {
-		keep := c.Type == corev1.PodScheduled || c.Type == corev1.ContainersReady || c.Type == corev1.PodReady
+		keep := c.Type == corev1.ContainersReady || c.Type == corev1.PodReady
 		for _, g := range pod.Spec.ReadinessGates {
 			keep = keep || c.Type == g.ConditionType
 		}

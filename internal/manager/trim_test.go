@@ -56,8 +56,8 @@ func TestTrimPodKeepsWhatControllersRead(t *testing.T) {
 		p.Annotations["lifecycle.apps.drover.dev/x"] != "1" || p.Annotations["controller.kubernetes.io/pod-deletion-cost"] != "5" {
 		t.Fatalf("annotations %v: want exactly Drover's and Kubernetes controllers' ones", p.Annotations)
 	}
-	if n := len(p.Status.Conditions); n != 4 || p.Status.Conditions[0].Message != "" {
-		t.Fatalf("conditions %+v: want Ready, ContainersReady, PodScheduled and the gate, without messages", p.Status.Conditions)
+	if n := len(p.Status.Conditions); n != 3 || p.Status.Conditions[0].Message != "" {
+		t.Fatalf("conditions %+v: want Ready, ContainersReady and the gate, without messages", p.Status.Conditions)
 	}
 	if p.Labels["a"] != "b" || p.Spec.NodeName != "n1" || p.Spec.Containers[0].Image != "app:1" {
 		t.Fatalf("identity, metadata or images lost: %+v", p)
