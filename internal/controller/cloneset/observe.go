@@ -26,6 +26,9 @@ type observed struct {
 	history []*appsv1.ControllerRevision
 }
 
+// Lookup finds the controlled pods by name, for expectations.
+func (o *observed) Lookup(name string) expectations.Observed { return o.lookup(name) }
+
 func (r *Reconciler) observe(ctx context.Context, cs *appsv1alpha1.CloneSet) (*observed, error) {
 	sel, err := metav1.LabelSelectorAsSelector(cs.Spec.Selector)
 	if err != nil {

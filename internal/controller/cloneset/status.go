@@ -55,7 +55,7 @@ func (r *Reconciler) updateStatus(ctx context.Context, cs *appsv1alpha1.CloneSet
 	// large update) are written at most once per interval.
 	patched := cs.DeepCopy()
 	patched.Status = st
-	retry, err := r.statusWrites.Write(ctx, r.Client, ownerKey(cs), now, cs, patched, significant(&cs.Status, &st))
+	retry, err := r.StatusWrites.Write(ctx, r.Client, ownerKey(cs), now, cs, patched, significant(&cs.Status, &st))
 	if retry > 0 || err != nil {
 		return podcontrol.MinPositive(wait, retry), err
 	}

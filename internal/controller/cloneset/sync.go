@@ -116,7 +116,7 @@ func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *obs
 func (r *Reconciler) views(cs *appsv1alpha1.CloneSet, o *observed, update string, now time.Time) ([]*podView, time.Duration) {
 	var wait time.Duration
 	out := make([]*podView, 0, len(o.pods))
-	states := r.states.States(ownerKey(cs), o.pods)
+	states := r.States.States(ownerKey(cs), o.pods)
 	for i, p := range o.pods {
 		v := &podView{pod: p, revision: p.Labels[revision.LabelRevisionHash]}
 		v.updated = v.revision == update
