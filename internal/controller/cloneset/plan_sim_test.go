@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	"github.com/drover-dev/drover/internal/simtest"
 )
 
 // A rolling-update simulation in the manner of cluster-api's
@@ -95,24 +96,13 @@ type simCluster struct {
 	pods   []*simPod
 	seq    int
 	paused bool
-	trace  []string
-	// tracing: keep the last steps (a failing seed is re-run with it on).
-	tracing bool
+	// trace keeps the last steps (a failing seed is re-run with it on).
+	trace *simtest.Trace
 	// views of the last reconcile, to map a plan back to pods.
 	byView map[*podView]*simPod
 	// armAvailable: the set has been fully available; armPartition: the
 	// old pods have reached the partition.
 	armAvailable, armPartition bool
-}
-
-func (s *simCluster) log(format string, args ...any) {
-	if !s.tracing {
-		return
-	}
-	if len(s.trace) == simTraceLen {
-		s.trace = s.trace[1:]
-	}
-	s.trace = append(s.trace, fmt.Sprintf(format, args...))
 }
 
 func (s *simCluster) add(rev string, ready bool) {
@@ -124,18 +114,7 @@ func (s *simCluster) add(rev string, ready bool) {
 func (s *simCluster) state() string {
 	var b strings.Builder
 	for _, p := range s.pods {
-		b.WriteString(p.name + "/" + p.rev)
-		switch {
-		case p.terminating:
-			b.WriteString("/term")
-		case p.phase == simPhaseDraining:
-			b.WriteString("/drain")
-		case p.phase == simPhaseUpdating:
-			b.WriteString("/upd")
-		case !p.ready:
-			b.WriteString("/notready")
-		}
-		b.WriteByte(' ')
+		b.WriteString(p.name + "/" + p.rev + simtest.PodMark(p.terminating, p.phase == simPhaseDraining, p.phase == simPhaseUpdating, p.ready) + " ")
 	}
 	if s.paused {
 		b.WriteString("(paused)")
@@ -319,7 +298,7 @@ func (s *simCluster) reconcile() (plan, bool, error) {
 		s.add(simRevCurrent, false)
 	}
 	did := creates > 0 || len(p.deletes) > 0 || len(p.inPlace) > 0
-	if did && s.tracing {
+	if did && s.trace.On() {
 		var del, ip []string
 		for _, d := range p.deletes {
 			del = append(del, d.view.pod.Name+":"+string(d.reason))
@@ -327,7 +306,7 @@ func (s *simCluster) reconcile() (plan, bool, error) {
 		for _, v := range p.inPlace {
 			ip = append(ip, v.pod.Name)
 		}
-		s.log("reconcile: +%d updated +%d current, delete %v, in place %v, surge %d -> %s",
+		s.trace.Logf("reconcile: +%d updated +%d current, delete %v, in place %v, surge %d -> %s",
 			p.createUpdated, p.createCurrent, del, ip, p.surge, s.state())
 	}
 	if creates > 0 {
@@ -381,13 +360,13 @@ func (s *simCluster) events(q float64) {
 	if len(gone) > 0 {
 		s.pods = slices.DeleteFunc(s.pods, func(p *simPod) bool { return slices.Contains(gone, p) })
 	}
-	if len(moved) > 0 && s.tracing {
-		s.log("events: %s -> %s", strings.Join(moved, ", "), s.state())
+	if len(moved) > 0 && s.trace.On() {
+		s.trace.Logf("events: %s -> %s", strings.Join(moved, ", "), s.state())
 	}
 }
 
 func (s *simCluster) note(moved []string, name, what string) []string {
-	if !s.tracing {
+	if !s.trace.On() {
 		return moved
 	}
 	return append(moved, name+what)
@@ -451,7 +430,7 @@ func simRun(cfg simConfig, seed uint64) error {
 }
 
 func simRunOnce(cfg simConfig, seed uint64, tracing bool) (err error) {
-	s := &simCluster{cfg: cfg, rng: rand.New(rand.NewPCG(seed, 0x5eed)), tracing: tracing}
+	s := &simCluster{cfg: cfg, rng: rand.New(rand.NewPCG(seed, 0x5eed)), trace: simtest.NewTrace(tracing, simTraceLen)}
 	revs := cfg.initialRevs
 	if len(revs) == 0 {
 		revs = []string{simRevCurrent}
@@ -461,7 +440,7 @@ func simRunOnce(cfg simConfig, seed uint64, tracing bool) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			err = fmt.Errorf("seed %d, %s: %w\nlast steps:\n  %s\nstate: %s", seed, cfg, err, strings.Join(s.trace, "\n  "), s.state())
+			err = fmt.Errorf("seed %d, %s: %w\nlast steps:\n%s\nstate: %s", seed, cfg, err, s.trace, s.state())
 		}
 	}()
 	if err := s.invariants(); err != nil {
@@ -470,7 +449,7 @@ func simRunOnce(cfg simConfig, seed uint64, tracing bool) (err error) {
 	for step := 0; step < simMaxSteps; step++ {
 		if cfg.togglePause && s.rng.IntN(8) == 0 {
 			s.paused = !s.paused
-			s.log("paused=%v", s.paused)
+			s.trace.Logf("paused=%v", s.paused)
 		}
 		if s.rng.IntN(2) == 0 {
 			last, did, err := s.reconcile()

@@ -44,6 +44,9 @@ func selectorOf(set *appsv1alpha1.StatefulSet) (labels.Selector, error) {
 	return sel, nil
 }
 
+// Lookup finds the controlled pods by name, for expectations.
+func (o *observed) Lookup(name string) expectations.Observed { return o.lookup(name) }
+
 func (r *Reconciler) observe(ctx context.Context, set *appsv1alpha1.StatefulSet) (*observed, error) {
 	sel, err := selectorOf(set)
 	if err != nil {

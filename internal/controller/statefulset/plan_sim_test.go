@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	"github.com/drover-dev/drover/internal/simtest"
 )
 
 // A simulation of many reconcile orders, in the manner of cluster-api's
@@ -68,16 +69,12 @@ type simCluster struct {
 	rng    *rand.Rand
 	pods   map[int32]*simPod
 	paused bool
-	trace  []string
+	trace  *simtest.Trace // every step, the last 30 reported
 }
 
 func (s *simCluster) fail(format string, args ...any) {
 	s.t.Helper()
-	tail := s.trace
-	if len(tail) > 30 {
-		tail = tail[len(tail)-30:]
-	}
-	s.t.Fatalf("%s\n%s\nlast steps:\n%s", s.cfg, fmt.Sprintf(format, args...), strings.Join(tail, "\n"))
+	s.t.Fatalf("%s\n%s\nlast steps:\n%s", s.cfg, fmt.Sprintf(format, args...), s.trace)
 }
 
 func (s *simCluster) state() string {
@@ -89,18 +86,7 @@ func (s *simCluster) state() string {
 	var b strings.Builder
 	for _, o := range ords {
 		p := s.pods[o]
-		fmt.Fprintf(&b, "%d/%s", o, p.rev)
-		switch {
-		case p.terminating:
-			b.WriteString("/term")
-		case p.inPlace == 1:
-			b.WriteString("/drain")
-		case p.inPlace == 2:
-			b.WriteString("/upd")
-		case !p.ready:
-			b.WriteString("/notready")
-		}
-		b.WriteByte(' ')
+		fmt.Fprintf(&b, "%d/%s%s ", o, p.rev, simtest.PodMark(p.terminating, p.inPlace == 1, p.inPlace == 2, p.ready))
 	}
 	if s.paused {
 		b.WriteString("(paused)")
@@ -170,7 +156,7 @@ func (s *simCluster) reconcile() {
 	s.t.Helper()
 	in, back := s.input()
 	p := computePlan(in)
-	s.trace = append(s.trace, fmt.Sprintf("%s => %s", s.state(), summary(p)))
+	s.trace.Logf("%s => %s", s.state(), summary(p))
 	busy := s.unavailable()
 	for _, c := range p.creates {
 		pos := s.position(c.ordinal)
@@ -337,7 +323,7 @@ func (s *simCluster) checkStatus(blocked bool) {
 }
 
 func runSim(t *testing.T, cfg simConfig, seed uint64) {
-	s := &simCluster{t: t, cfg: cfg, rng: rand.New(rand.NewPCG(seed, 7)), pods: map[int32]*simPod{}}
+	s := &simCluster{t: t, cfg: cfg, rng: rand.New(rand.NewPCG(seed, 7)), pods: map[int32]*simPod{}, trace: simtest.NewTrace(true, 30)}
 	for _, o := range cfg.initial {
 		s.pods[o] = &simPod{ordinal: o, rev: cfg.initialRev, ready: true}
 	}

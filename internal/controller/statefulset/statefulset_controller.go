@@ -13,26 +13,14 @@ package statefulset
 
 import (
 	"context"
-	"fmt"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/tools/events"
-	"k8s.io/utils/clock"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
-	"github.com/drover-dev/drover/internal/podcontrol"
-	"github.com/drover-dev/drover/internal/workloadstatus"
+	"github.com/drover-dev/drover/internal/workload"
 )
 
 // +kubebuilder:rbac:groups=apps.drover.dev,resources=statefulsets,verbs=get;list;watch;update;patch
@@ -52,87 +40,34 @@ func gvk() schema.GroupVersionKind { return appsv1alpha1.GroupVersion.WithKind(K
 
 // Reconciler reconciles Advanced StatefulSets.
 type Reconciler struct {
-	Client   client.Client
-	Clock    clock.PassiveClock
-	Recorder events.EventRecorder
-	// Pods writes pods (create, delete, in place) with expectations.
-	Pods *podcontrol.Control
-	// StatusInterval is the shortest time between two status writes that
-	// only move pod counters (conditions and revisions are written at once).
-	StatusInterval time.Duration
-
-	statusWrites *workloadstatus.WriteLimiter
-	states       *podcontrol.StateCache
+	workload.Base
 }
 
 // Options configure SetupWithManager.
-type Options struct {
-	MaxConcurrentReconciles int
-	WriteConcurrency        int
-}
+type Options = workload.Options
 
 // SetupWithManager builds a Reconciler from the manager and registers it.
 // The controller-UID indexes it lists by are registered by the manager
 // (ownership.RegisterIndexes).
 func SetupWithManager(mgr manager.Manager, opts Options) error {
-	clk := clock.RealClock{}
-	r := &Reconciler{
-		Client:         mgr.GetClient(),
-		Clock:          clk,
-		Recorder:       mgr.GetEventRecorder("statefulset-controller"),
-		Pods:           podcontrol.New(mgr.GetClient(), clk, opts.WriteConcurrency),
-		StatusInterval: time.Second,
-	}
-	r.statusWrites = workloadstatus.NewWriteLimiter(r.StatusInterval)
-	r.states = podcontrol.NewStateCache()
-	return builder.ControllerManagedBy(mgr).
-		For(&appsv1alpha1.StatefulSet{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &appsv1alpha1.StatefulSet{}, handler.OnlyControllerOwner())).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, opts.MaxConcurrentReconciles)}).
+	r := &Reconciler{Base: workload.FromManager(mgr, Kind, opts.WriteConcurrency)}
+	return workload.ForPodOwner(mgr, &appsv1alpha1.StatefulSet{}, opts.MaxConcurrentReconciles).
 		Named("statefulset").
 		Complete(r)
 }
 
-// Reconcile moves one StatefulSet toward its spec.
+// Reconcile moves one StatefulSet toward its spec. A set being deleted is
+// left alone: the garbage collector removes the pods, and the claims when
+// whenDeleted is Delete.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	set := &appsv1alpha1.StatefulSet{}
-	key := req.String()
-	if err := r.Client.Get(ctx, req.NamespacedName, set); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.Pods.Expectations.DeleteOwner(key)
-			r.statusWrites.Forget(key)
-			r.states.Forget(key)
-			return reconcile.Result{}, nil
-		}
-		return reconcile.Result{}, fmt.Errorf("reading StatefulSet: %w", err)
-	}
-	if set.DeletionTimestamp != nil {
-		// The garbage collector removes the pods, and the claims when
-		// whenDeleted is Delete.
-		return reconcile.Result{}, nil
-	}
+	return workload.Reconcile(ctx, &r.Base, req, req.String(), &appsv1alpha1.StatefulSet{}, r.observe, r.apply)
+}
 
-	o, err := r.observe(ctx, set)
-	if err != nil {
-		return reconcile.Result{}, err
-	}
-	if ok, pending := r.Pods.Expectations.Satisfied(key, o.lookup); !ok {
-		// Planning on a cache that lags our writes could create or delete
-		// twice; pod events requeue us, the timer is a safety net.
-		ctrl.LoggerFrom(ctx).V(1).Info("waiting for the cache", "pending", len(pending))
-		return reconcile.Result{RequeueAfter: 5 * time.Second}, nil
-	}
-
+// apply syncs the set's pods and claims and writes its status.
+func (r *Reconciler) apply(ctx context.Context, set *appsv1alpha1.StatefulSet, o *observed) (time.Duration, error) {
 	res, syncErr := r.sync(ctx, set, o)
 	statusWait, statusErr := r.updateStatus(ctx, set, o, res)
-	if syncErr != nil {
-		return reconcile.Result{}, syncErr
-	}
-	if statusErr != nil {
-		return reconcile.Result{}, statusErr
-	}
-	return reconcile.Result{RequeueAfter: podcontrol.MinPositive(res.requeueAfter, statusWait)}, nil
+	return workload.Then(res.requeueAfter, syncErr, statusWait, statusErr)
 }
 
 // ownerKey is the expectations key of a set (the reconcile request's string).

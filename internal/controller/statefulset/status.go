@@ -116,7 +116,7 @@ func (r *Reconciler) updateStatus(ctx context.Context, set *appsv1alpha1.Statefu
 	}
 	patched := set.DeepCopy()
 	patched.Status = st
-	retry, err := r.statusWrites.Write(ctx, r.Client, ownerKey(set), now, set, patched, significant(&old, &st))
+	retry, err := r.StatusWrites.Write(ctx, r.Client, ownerKey(set), now, set, patched, significant(&old, &st))
 	if retry > 0 || err != nil {
 		return podcontrol.MinPositive(wait, retry), err
 	}

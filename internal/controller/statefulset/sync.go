@@ -206,7 +206,7 @@ func (r *Reconciler) views(set *appsv1alpha1.StatefulSet, o *observed, update st
 	for i, ord := range ordinals {
 		pods[i] = o.members[ord]
 	}
-	states := r.states.States(ownerKey(set), pods)
+	states := r.States.States(ownerKey(set), pods)
 	var wait time.Duration
 	out := make([]*podView, len(pods))
 	for i, pod := range pods {
