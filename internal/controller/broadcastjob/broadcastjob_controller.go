@@ -10,11 +10,9 @@ package broadcastjob
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -30,8 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
-	"github.com/drover-dev/drover/internal/podcontrol"
-	"github.com/drover-dev/drover/internal/workloadstatus"
+	"github.com/drover-dev/drover/internal/workload"
 )
 
 // +kubebuilder:rbac:groups=apps.drover.dev,resources=broadcastjobs,verbs=get;list;watch;update;patch;delete
@@ -46,55 +43,34 @@ const Kind = "BroadcastJob"
 
 func gvk() schema.GroupVersionKind { return appsv1alpha1.GroupVersion.WithKind(Kind) }
 
-// cacheWait is how soon a reconcile that waits for the cache runs again
-// when no event comes first.
-const cacheWait = 5 * time.Second
-
-// Reconciler reconciles BroadcastJobs.
+// Reconciler reconciles BroadcastJobs. Base.States is unused: job pods
+// are not updated in place.
 type Reconciler struct {
-	Client   client.Client
-	Clock    clock.PassiveClock
-	Recorder events.EventRecorder
-	// Pods creates and deletes pods with expectations.
-	Pods *podcontrol.Control
-
-	// statusWrites limits the status writes that only move counters
-	// (phase and conditions are written at once).
-	statusWrites *workloadstatus.WriteLimiter
+	workload.Base
 }
 
 // Options configure SetupWithManager.
-type Options struct {
-	MaxConcurrentReconciles int
-	WriteConcurrency        int
-}
+type Options = workload.Options
 
 // New returns a Reconciler reading and writing through c (a cached
 // client whose cache indexes pods by controller: ownership.RegisterIndexes).
 // statusInterval is the shortest time between two counter-only status
 // writes (0: one second).
 func New(c client.Client, clk clock.PassiveClock, recorder events.EventRecorder, writeConcurrency int, statusInterval time.Duration) *Reconciler {
-	if statusInterval <= 0 {
-		statusInterval = time.Second
-	}
-	return &Reconciler{
-		Client:       c,
-		Clock:        clk,
-		Recorder:     recorder,
-		Pods:         podcontrol.New(c, clk, writeConcurrency),
-		statusWrites: workloadstatus.NewWriteLimiter(statusInterval),
-	}
+	return &Reconciler{Base: workload.New(Kind, c, clk, recorder, writeConcurrency, statusInterval)}
 }
 
 // SetupWithManager builds a Reconciler from the manager and registers it.
 // The controller-UID pod index it lists by is registered once for all
 // controllers (ownership.RegisterIndexes).
 func SetupWithManager(mgr manager.Manager, opts Options) error {
-	r := New(mgr.GetClient(), clock.RealClock{}, mgr.GetEventRecorder("broadcastjob-controller"), opts.WriteConcurrency, 0)
+	r := &Reconciler{Base: workload.FromManager(mgr, Kind, opts.WriteConcurrency)}
 	return r.Setup(mgr, opts.MaxConcurrentReconciles)
 }
 
-// Setup registers r with the manager.
+// Setup registers r with the manager. It is not workload.ForPodOwner: a
+// job's labels and annotations change nothing it does, nodes enqueue
+// jobs, and finished jobs are left alone.
 func (r *Reconciler) Setup(mgr manager.Manager, concurrency int) error {
 	return builder.ControllerManagedBy(mgr).
 		For(&appsv1alpha1.BroadcastJob{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
@@ -163,19 +139,15 @@ func equalTaints(a, b []corev1.Taint) bool {
 	return true
 }
 
-// Reconcile moves one BroadcastJob on.
+// Reconcile moves one BroadcastJob on. It uses workload.Base's steps but
+// not workload.Reconcile: an expired job is deleted before anything is
+// observed, and the plan (with its timing) is computed here, between the
+// cache check and the writes, because status reports the plan and the
+// creates that failed.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	job := &appsv1alpha1.BroadcastJob{}
-	if err := r.Client.Get(ctx, req.NamespacedName, job); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.Pods.Expectations.DeleteOwner(req.String())
-			r.statusWrites.Forget(req.String())
-			return reconcile.Result{}, nil
-		}
-		return reconcile.Result{}, fmt.Errorf("reading BroadcastJob: %w", err)
-	}
-	if job.DeletionTimestamp != nil {
-		return reconcile.Result{}, nil
+	if ok, err := r.Load(ctx, req, req.String(), job); !ok {
+		return reconcile.Result{}, err
 	}
 	now := r.Clock.Now()
 	if ttlLeft(job, now) == 0 {
@@ -186,12 +158,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	if ok, pending := r.Pods.Expectations.Satisfied(req.String(), o.lookup); !ok {
-		// The cache has not caught up with our writes: planning now could
-		// create a second pod for a node. Pod events requeue us; the timer
-		// is a safety net.
-		ctrl.LoggerFrom(ctx).V(1).Info("waiting for the cache", "pending", len(pending))
-		return reconcile.Result{RequeueAfter: cacheWait}, nil
+	if !r.CaughtUp(ctx, req.String(), o.lookup) {
+		return reconcile.Result{RequeueAfter: workload.CacheWait}, nil
 	}
 
 	in, timing := r.planInput(job, o, now)
@@ -201,13 +169,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 
 	createErr, applyErr := r.apply(ctx, job, o, p)
 	statusWait, statusErr := r.updateStatus(ctx, job, p, timing, createErr)
-	if applyErr != nil {
-		return reconcile.Result{}, applyErr
-	}
-	if statusErr != nil {
-		return reconcile.Result{}, statusErr
-	}
-	return reconcile.Result{RequeueAfter: podcontrol.MinPositive(timing.wait, statusWait)}, nil
+	wait, err := workload.Then(timing.wait, applyErr, statusWait, statusErr)
+	return reconcile.Result{RequeueAfter: wait}, err
 }
 
 // ownerKey is the expectations key of a job.

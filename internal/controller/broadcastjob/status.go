@@ -58,7 +58,7 @@ func (r *Reconciler) updateStatus(ctx context.Context, job *appsv1alpha1.Broadca
 	if !significant(prev, &st) {
 		// Only counters moved: on a large job they move on nearly every
 		// pod event, so they are written at most once per interval.
-		if left := r.statusWrites.Wait(key, t.now); left > 0 {
+		if left := r.StatusWrites.Wait(key, t.now); left > 0 {
 			return left, nil
 		}
 	}
@@ -70,7 +70,7 @@ func (r *Reconciler) updateStatus(ctx context.Context, job *appsv1alpha1.Broadca
 	}
 	// The next plan waits until the cache shows this status.
 	r.Pods.Expectations.ExpectUpdate(key, jobExpectation, patched.ResourceVersion)
-	r.statusWrites.Wrote(key, t.now)
+	r.StatusWrites.Wrote(key, t.now)
 	return wait, nil
 }
 

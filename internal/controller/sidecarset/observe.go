@@ -32,7 +32,8 @@ type observed struct {
 	partition, maxUnavailable int
 }
 
-func (o *observed) lookup(name string) expectations.Observed {
+// Lookup finds the recorded pods by namespace/name, for expectations.
+func (o *observed) Lookup(name string) expectations.Observed {
 	p, ok := o.byName[name]
 	if !ok {
 		return expectations.Observed{}
@@ -60,7 +61,7 @@ func (r *Reconciler) observe(ctx context.Context, ss *appsv1alpha1.SidecarSet) (
 		}
 	}
 	var list corev1.PodList
-	if err := r.Pods.List(ctx, &list, client.MatchingFields{indexSidecarSets: ss.Name}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.Injected.List(ctx, &list, client.MatchingFields{indexSidecarSets: ss.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing injected pods: %w", err)
 	}
 	o := &observed{rev: injection.Revision(&ss.Spec), byName: make(map[string]*corev1.Pod, len(list.Items))}

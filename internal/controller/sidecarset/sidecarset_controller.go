@@ -16,16 +16,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/events"
-	"k8s.io/utils/clock"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -38,9 +34,8 @@ import (
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/inplace"
-	"github.com/drover-dev/drover/internal/podcontrol"
 	"github.com/drover-dev/drover/internal/webhook/injection"
-	"github.com/drover-dev/drover/internal/workloadstatus"
+	"github.com/drover-dev/drover/internal/workload"
 )
 
 // +kubebuilder:rbac:groups=apps.drover.dev,resources=sidecarsets,verbs=get;list;watch
@@ -88,20 +83,13 @@ func NewPodCache(cfg *rest.Config, scheme *runtime.Scheme, mapper meta.RESTMappe
 	return c, nil
 }
 
-// Reconciler reconciles SidecarSets.
+// Reconciler reconciles SidecarSets. Its Base's Client writes, and reads
+// SidecarSets and namespaces (manager cache); Base.States is unused (the
+// sidecar track's states are parsed where the pods are matched).
 type Reconciler struct {
-	// Client writes, and reads SidecarSets and namespaces (manager cache).
-	Client client.Client
-	// Pods reads injected pods (NewPodCache).
-	Pods     client.Reader
-	Clock    clock.PassiveClock
-	Recorder events.EventRecorder
-	Control  *podcontrol.Control
-	// StatusInterval is the shortest time between two status writes that
-	// only move pod counters.
-	StatusInterval time.Duration
-
-	statusWrites *workloadstatus.WriteLimiter
+	workload.Base
+	// Injected reads injected pods (NewPodCache).
+	Injected client.Reader
 }
 
 // Options configure SetupWithManager.
@@ -113,23 +101,11 @@ type Options struct {
 }
 
 // SetupWithManager builds a Reconciler from the manager and registers it.
+// SidecarSets do not control their pods and are cluster-scoped, so the
+// controller is not workload.ForPodOwner: it is enqueued by the SidecarSets
+// recorded on an injected pod, and keyed by name.
 func SetupWithManager(mgr manager.Manager, opts Options) error {
-	clk := clock.RealClock{}
-	r := &Reconciler{
-		Client:   mgr.GetClient(),
-		Pods:     opts.Pods,
-		Clock:    clk,
-		Recorder: mgr.GetEventRecorder("sidecarset-controller"),
-		Control:  podcontrol.New(mgr.GetClient(), clk, opts.WriteConcurrency),
-	}
-	return r.setup(mgr, opts.Pods, opts.MaxConcurrentReconciles)
-}
-
-func (r *Reconciler) setup(mgr manager.Manager, pods cache.Cache, concurrency int) error {
-	if r.StatusInterval <= 0 {
-		r.StatusInterval = time.Second
-	}
-	r.statusWrites = workloadstatus.NewWriteLimiter(r.StatusInterval)
+	r := &Reconciler{Base: workload.FromManager(mgr, "SidecarSet", opts.WriteConcurrency), Injected: opts.Pods}
 	toSets := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, pod *corev1.Pod) []reconcile.Request {
 		names := injection.RecordsOf(pod).Names()
 		out := make([]reconcile.Request, len(names))
@@ -140,44 +116,22 @@ func (r *Reconciler) setup(mgr manager.Manager, pods cache.Cache, concurrency in
 	})
 	return builder.ControllerManagedBy(mgr).
 		For(&appsv1alpha1.SidecarSet{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		WatchesRawSource(source.Kind(pods, &corev1.Pod{}, toSets)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, concurrency)}).
+		WatchesRawSource(source.Kind(opts.Pods, &corev1.Pod{}, toSets)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, opts.MaxConcurrentReconciles)}).
 		Named("sidecarset").
 		Complete(r)
 }
 
 // Reconcile moves the sidecars of one SidecarSet's pods toward its spec.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	ss := &appsv1alpha1.SidecarSet{}
-	key := req.Name
-	if err := r.Client.Get(ctx, req.NamespacedName, ss); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.Control.Expectations.DeleteOwner(key)
-			r.statusWrites.Forget(key)
-			return reconcile.Result{}, nil
-		}
-		return reconcile.Result{}, fmt.Errorf("reading SidecarSet: %w", err)
-	}
-	if ss.DeletionTimestamp != nil {
-		return reconcile.Result{}, nil
-	}
-	o, err := r.observe(ctx, ss)
-	if err != nil {
-		return reconcile.Result{}, err
-	}
-	if ok, pending := r.Control.Expectations.Satisfied(key, o.lookup); !ok {
-		ctrl.LoggerFrom(ctx).V(1).Info("waiting for the cache", "pending", len(pending))
-		return reconcile.Result{RequeueAfter: 5 * time.Second}, nil
-	}
-	res, syncErr := r.sync(ctx, ss, o)
+	return workload.Reconcile(ctx, &r.Base, req, req.Name, &appsv1alpha1.SidecarSet{}, r.observe, r.apply)
+}
+
+// apply upgrades sidecars and writes the SidecarSet's status.
+func (r *Reconciler) apply(ctx context.Context, ss *appsv1alpha1.SidecarSet, o *observed) (time.Duration, error) {
+	syncWait, syncErr := r.sync(ctx, ss, o)
 	statusWait, statusErr := r.updateStatus(ctx, ss, o)
-	if syncErr != nil {
-		return reconcile.Result{}, syncErr
-	}
-	if statusErr != nil {
-		return reconcile.Result{}, statusErr
-	}
-	return reconcile.Result{RequeueAfter: podcontrol.MinPositive(res, statusWait)}, nil
+	return workload.Then(syncWait, syncErr, statusWait, statusErr)
 }
 
 // otherUpdateInFlight reports whether an in-place update other than this

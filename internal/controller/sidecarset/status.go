@@ -84,7 +84,7 @@ func (r *Reconciler) updateStatus(ctx context.Context, ss *appsv1alpha1.SidecarS
 	significant := old.ObservedGeneration != st.ObservedGeneration || old.LatestRevision != st.LatestRevision ||
 		old.ExpectedUpdatedPods != st.ExpectedUpdatedPods || workloadstatus.ConditionsChanged(old.Conditions, st.Conditions)
 	if !significant {
-		if left := r.statusWrites.Wait(key, now); left > 0 {
+		if left := r.StatusWrites.Wait(key, now); left > 0 {
 			return podcontrol.MinPositive(wait, left), nil
 		}
 	}
@@ -95,7 +95,7 @@ func (r *Reconciler) updateStatus(ctx context.Context, ss *appsv1alpha1.SidecarS
 		return 0, err
 	}
 	if retry == 0 {
-		r.statusWrites.Wrote(key, now)
+		r.StatusWrites.Wrote(key, now)
 	}
 	return podcontrol.MinPositive(wait, retry), nil
 }

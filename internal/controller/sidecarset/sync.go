@@ -35,7 +35,7 @@ func (r *Reconciler) sync(ctx context.Context, ss *appsv1alpha1.SidecarSet, o *o
 	key := ss.Name
 	var wait podcontrol.MinWait
 	var started atomic.Int32
-	err := podcontrol.Parallel(ctx, r.Control.WriteConcurrency, work, func(ctx context.Context, v *podView) error {
+	err := podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, work, func(ctx context.Context, v *podView) error {
 		req, ok := engineRequest(v, ss.Name)
 		if !ok {
 			return nil
@@ -43,9 +43,9 @@ func (r *Reconciler) sync(ctx context.Context, ss *appsv1alpha1.SidecarSet, o *o
 		if !v.inFlight {
 			started.Add(1)
 		}
-		res, err := r.Control.Engine.Update(ctx, req)
+		res, err := r.Pods.Engine.Update(ctx, req)
 		if res.ResourceVersion != "" {
-			r.Control.Expectations.ExpectUpdate(key, podKey(v.pod), res.ResourceVersion)
+			r.Pods.Expectations.ExpectUpdate(key, podKey(v.pod), res.ResourceVersion)
 		}
 		wait.Observe(res.RequeueAfter)
 		return err
