@@ -6,7 +6,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/inplace"
 )
 
@@ -14,8 +13,9 @@ import (
 // reconcile, so that an unchanged annotation is not decoded again: during
 // a large update every reconcile reads every pod's state.
 type StateCache struct {
-	mu      sync.Mutex
-	byOwner map[string]map[types.UID]ParsedState
+	annotation string
+	mu         sync.Mutex
+	byOwner    map[string]map[types.UID]ParsedState
 }
 
 // ParsedState is a pod's in-place state annotation, decoded.
@@ -26,9 +26,15 @@ type ParsedState struct {
 	OK bool
 }
 
-// NewStateCache returns an empty cache.
+// NewStateCache returns an empty cache of the workload track's states.
 func NewStateCache() *StateCache {
-	return &StateCache{byOwner: map[string]map[types.UID]ParsedState{}}
+	return NewTrackStateCache(inplace.WorkloadTrack)
+}
+
+// NewTrackStateCache returns an empty cache of one track's states (a
+// SidecarSet's sidecar upgrades keep theirs on the sidecar track).
+func NewTrackStateCache(t inplace.Track) *StateCache {
+	return &StateCache{annotation: t.Annotation(), byOwner: map[string]map[types.UID]ParsedState{}}
 }
 
 // States returns the parsed state of each pod (by index) and keeps them
@@ -40,7 +46,7 @@ func (c *StateCache) States(owner string, pods []*corev1.Pod) []ParsedState {
 	next := make(map[types.UID]ParsedState, len(pods))
 	out := make([]ParsedState, len(pods))
 	for i, p := range pods {
-		raw, has := p.Annotations[appsv1alpha1.AnnotationInPlaceUpdateState]
+		raw, has := p.Annotations[c.annotation]
 		if !has {
 			continue
 		}
