@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -108,7 +107,7 @@ func (f *fixture) node(name string, labels map[string]string, taints ...corev1.T
 
 func (f *fixture) modifyNode(name string, fn func(*corev1.Node)) {
 	f.t.Helper()
-	update(f.t, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, fn)
+	testenv.Update(f.t, k8s, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, fn)
 }
 
 func (f *fixture) daemonSet(name string) *appsv1alpha1.DaemonSet {
@@ -142,24 +141,7 @@ func eventually(t *testing.T, what string, cond func() (bool, string)) {
 
 func modify(t *testing.T, ds *appsv1alpha1.DaemonSet, fn func(*appsv1alpha1.DaemonSet)) {
 	t.Helper()
-	update(t, ds, fn)
-}
-
-// update applies fn to the latest version of obj and writes it, retrying
-// on conflicts with the controller's writes.
-func update[T client.Object](t *testing.T, obj T, fn func(T)) {
-	t.Helper()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cur := obj.DeepCopyObject().(T)
-		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), cur); err != nil {
-			return err
-		}
-		fn(cur)
-		return k8s.Update(context.Background(), cur)
-	})
-	if err != nil {
-		t.Fatalf("updating %s: %v", obj.GetName(), err)
-	}
+	testenv.Update(t, k8s, ds, fn)
 }
 
 func get(t *testing.T, ds *appsv1alpha1.DaemonSet) *appsv1alpha1.DaemonSet {

@@ -13,30 +13,21 @@ package daemonset
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
-	"github.com/drover-dev/drover/internal/podcontrol"
-	"github.com/drover-dev/drover/internal/workloadstatus"
+	"github.com/drover-dev/drover/internal/workload"
 )
 
 // +kubebuilder:rbac:groups=apps.drover.dev,resources=daemonsets,verbs=get;list;watch;update;patch
@@ -56,95 +47,36 @@ func gvk() schema.GroupVersionKind { return appsv1alpha1.GroupVersion.WithKind(K
 
 // Reconciler reconciles DaemonSets.
 type Reconciler struct {
-	Client   client.Client
-	Clock    clock.PassiveClock
-	Recorder events.EventRecorder
-	// Pods writes pods (create, delete, in place) with expectations.
-	Pods *podcontrol.Control
-	// StatusInterval is the shortest time between two status writes that
-	// only move pod counters (conditions and revisions are written at once).
-	StatusInterval time.Duration
+	workload.Base
 
-	statusWrites *workloadstatus.WriteLimiter
-	states       *podcontrol.StateCache
-	backoff      *failureBackoff
+	backoff *failureBackoff
 }
 
 // Options configure SetupWithManager.
-type Options struct {
-	MaxConcurrentReconciles int
-	WriteConcurrency        int
-}
+type Options = workload.Options
 
 // SetupWithManager builds a Reconciler from the manager and registers it.
 // The controller-UID indexes it lists by are registered once for all
 // controllers (ownership.RegisterIndexes).
 func SetupWithManager(mgr manager.Manager, opts Options) error {
-	clk := clock.RealClock{}
-	r := &Reconciler{
-		Client:   mgr.GetClient(),
-		Clock:    clk,
-		Recorder: mgr.GetEventRecorder("daemonset-controller"),
-		Pods:     podcontrol.New(mgr.GetClient(), clk, opts.WriteConcurrency),
-	}
-	return r.setup(mgr, opts.MaxConcurrentReconciles)
-}
-
-func (r *Reconciler) setup(mgr manager.Manager, concurrency int) error {
-	if r.StatusInterval <= 0 {
-		r.StatusInterval = time.Second
-	}
-	r.statusWrites = workloadstatus.NewWriteLimiter(r.StatusInterval)
-	r.states = podcontrol.NewStateCache()
-	r.backoff = newFailureBackoff()
-	return builder.ControllerManagedBy(mgr).
-		For(&appsv1alpha1.DaemonSet{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &appsv1alpha1.DaemonSet{}, handler.OnlyControllerOwner())).
+	r := &Reconciler{Base: workload.FromManager(mgr, Kind, opts.WriteConcurrency), backoff: newFailureBackoff()}
+	r.ForgetAlso = r.backoff.forget
+	return workload.ForPodOwner(mgr, &appsv1alpha1.DaemonSet{}, opts.MaxConcurrentReconciles).
 		Watches(&corev1.Node{}, r.nodeHandler()).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, concurrency)}).
 		Named("daemonset").
 		Complete(r)
 }
 
 // Reconcile moves one DaemonSet toward its spec.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	ds := &appsv1alpha1.DaemonSet{}
-	if err := r.Client.Get(ctx, req.NamespacedName, ds); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.Pods.Expectations.DeleteOwner(req.String())
-			r.statusWrites.Forget(req.String())
-			r.states.Forget(req.String())
-			r.backoff.forget(req.String())
-			return reconcile.Result{}, nil
-		}
-		return reconcile.Result{}, fmt.Errorf("reading DaemonSet: %w", err)
-	}
-	if ds.DeletionTimestamp != nil {
-		return reconcile.Result{}, nil
-	}
+	return workload.Reconcile(ctx, &r.Base, req, req.String(), &appsv1alpha1.DaemonSet{}, r.observe, r.apply)
+}
 
-	o, err := r.observe(ctx, ds)
-	if err != nil {
-		return reconcile.Result{}, err
-	}
-	if ok, pending := r.Pods.Expectations.Satisfied(req.String(), o.lookup); !ok {
-		// The cache has not caught up with our writes: planning now could
-		// create a second pod for a node. Pod events requeue us; the timer
-		// is a safety net.
-		ctrl.LoggerFrom(ctx).V(1).Info("waiting for the cache", "pending", len(pending))
-		return reconcile.Result{RequeueAfter: 5 * time.Second}, nil
-	}
-
-	res, applyErr := r.sync(ctx, ds, o)
-	statusRequeue, statusErr := r.updateStatus(ctx, ds, res)
-	if applyErr != nil {
-		return reconcile.Result{}, applyErr
-	}
-	if statusErr != nil {
-		return reconcile.Result{}, statusErr
-	}
-	return reconcile.Result{RequeueAfter: podcontrol.MinPositive(res.requeueAfter, statusRequeue)}, nil
+// apply syncs the DaemonSet's pods and writes its status.
+func (r *Reconciler) apply(ctx context.Context, ds *appsv1alpha1.DaemonSet, o *observed) (time.Duration, error) {
+	res, syncErr := r.sync(ctx, ds, o)
+	statusWait, statusErr := r.updateStatus(ctx, ds, res)
+	return workload.Then(res.requeueAfter, syncErr, statusWait, statusErr)
 }
 
 // ownerKey is the expectations key of a DaemonSet.

@@ -25,6 +25,9 @@ type observed struct {
 	nodes   []*corev1.Node
 }
 
+// Lookup finds the controlled pods by name, for expectations.
+func (o *observed) Lookup(name string) expectations.Observed { return o.lookup(name) }
+
 func (r *Reconciler) observe(ctx context.Context, ds *appsv1alpha1.DaemonSet) (*observed, error) {
 	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/drover-dev/drover/internal/simtest"
 )
 
 // A rolling-update simulation in the manner of cluster-api's
@@ -77,23 +79,12 @@ type simCluster struct {
 	nodes   []*simNode
 	seq     int
 	paused  bool
-	trace   []string
-	tracing bool
+	trace   *simtest.Trace
 	nodeSeq int
 }
 
-func (s *simCluster) log(format string, args ...any) {
-	if !s.tracing {
-		return
-	}
-	if len(s.trace) == simTraceLen {
-		s.trace = s.trace[1:]
-	}
-	s.trace = append(s.trace, fmt.Sprintf(format, args...))
-}
-
 func newSim(cfg simConfig, seed uint64, tracing bool) *simCluster {
-	s := &simCluster{cfg: cfg, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), tracing: tracing}
+	s := &simCluster{cfg: cfg, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), trace: simtest.NewTrace(tracing, simTraceLen)}
 	for i := 0; i < cfg.nodes; i++ {
 		n := s.addNode()
 		n.inScope = i >= cfg.outOfScope
@@ -207,7 +198,7 @@ func (s *simCluster) reconcile() (int, error) {
 		}
 		pod.inPlace = 1
 	}
-	s.log("reconcile: %s", strings.Join(describe(p), "; "))
+	s.trace.Logf("reconcile: %s", strings.Join(describe(p), "; "))
 	if budgetUsed > 0 {
 		if after := s.unavailable(); after > max(int(s.resolvedMaxUnavailable()), before) {
 			return 0, fmt.Errorf("the plan took nodes down to %d unavailable (was %d), maxUnavailable %d", after, before, s.resolvedMaxUnavailable())
@@ -316,7 +307,7 @@ func (s *simCluster) step(allowChurn bool) bool {
 		return false
 	}
 	e := evs[s.rng.IntN(len(evs))]
-	s.log("event: %s", e.what)
+	s.trace.Logf("event: %s", e.what)
 	e.do()
 	return true
 }
@@ -431,7 +422,7 @@ func TestRollingUpdateSimulation(t *testing.T) {
 			for seed := uint64(0); seed < simSeeds; seed++ {
 				if _, err := runSim(cfg, seed, false); err != nil {
 					s, _ := runSim(cfg, seed, true)
-					t.Fatalf("seed %d: %v\nlast steps:\n  %s\nnodes:\n%s", seed, err, strings.Join(s.trace, "\n  "), s.dump())
+					t.Fatalf("seed %d: %v\nlast steps:\n%s\nnodes:\n%s", seed, err, s.trace, s.dump())
 				}
 			}
 		})

@@ -121,7 +121,7 @@ func (r *Reconciler) updateStatus(ctx context.Context, ds *appsv1alpha1.DaemonSe
 	}
 	patched := ds.DeepCopy()
 	patched.Status = st
-	retry, err := r.statusWrites.Write(ctx, r.Client, ownerKey(ds), now, ds, patched, significant(&ds.Status, &st))
+	retry, err := r.StatusWrites.Write(ctx, r.Client, ownerKey(ds), now, ds, patched, significant(&ds.Status, &st))
 	if retry > 0 || err != nil {
 		return podcontrol.MinPositive(wait, retry), err
 	}

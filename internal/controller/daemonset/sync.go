@@ -178,7 +178,7 @@ func (r *Reconciler) views(ds *appsv1alpha1.DaemonSet, o *observed, update strin
 	}
 	now := r.Clock.Now()
 	var wait time.Duration
-	states := r.states.States(ownerKey(ds), o.pods)
+	states := r.States.States(ownerKey(ds), o.pods)
 	for i, p := range o.pods {
 		if p.DeletionTimestamp != nil {
 			continue // on its way out: it holds no node
