@@ -13,6 +13,7 @@ import (
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/expectations"
 	"github.com/drover-dev/drover/internal/inplace"
+	"github.com/drover-dev/drover/internal/podcontrol"
 	"github.com/drover-dev/drover/internal/podstate"
 	"github.com/drover-dev/drover/internal/webhook/injection"
 )
@@ -66,6 +67,7 @@ func (r *Reconciler) observe(ctx context.Context, ss *appsv1alpha1.SidecarSet) (
 	}
 	o := &observed{rev: injection.Revision(&ss.Spec), byName: make(map[string]*corev1.Pod, len(list.Items))}
 	nsMatch := map[string]bool{}
+	var matched []*corev1.Pod
 	for i := range list.Items {
 		pod := &list.Items[i]
 		o.byName[podKey(pod)] = pod
@@ -79,10 +81,15 @@ func (r *Reconciler) observe(ctx context.Context, ss *appsv1alpha1.SidecarSet) (
 			}
 			nsMatch[pod.Namespace] = in
 		}
-		if !in {
-			continue
+		if in {
+			matched = append(matched, pod)
 		}
-		o.views = append(o.views, r.view(pod, ss, o.rev, scope))
+	}
+	// The engine states of both tracks, decoded only when they changed.
+	sidecar := r.States.States(ss.Name, matched)
+	workloads := r.workloadStates.States(ss.Name, matched)
+	for i, pod := range matched {
+		o.views = append(o.views, view(pod, ss, o.rev, scope, sidecar[i], workloads[i]))
 	}
 	for _, v := range o.views {
 		if !v.upgradable {
@@ -108,13 +115,14 @@ func (r *Reconciler) namespaceMatches(ctx context.Context, sel labels.Selector, 
 	return sel.Matches(labels.Set(obj.Labels)), nil
 }
 
-// view classifies one matched pod.
-func (r *Reconciler) view(pod *corev1.Pod, ss *appsv1alpha1.SidecarSet, rev injection.Revisions, scope labels.Selector) *podView {
-	v := &podView{pod: pod, ready: podstate.IsReady(pod), inScope: scope.Matches(labels.Set(pod.Labels))}
+// view classifies one matched pod, given its sidecar-track and
+// workload-track engine states.
+func view(pod *corev1.Pod, ss *appsv1alpha1.SidecarSet, rev injection.Revisions, scope labels.Selector, sidecar, workloadState podcontrol.ParsedState) *podView {
+	v := &podView{pod: pod, ready: podstate.IsReady(pod), inScope: scope.Matches(labels.Set(pod.Labels)), state: sidecar}
 	records := injection.RecordsOf(pod)
 	v.next, v.upgradable = nextStep(pod, ss, rev, records)
-	state, hasState := inplace.StateOn(pod, inplace.SidecarTrack)
-	mine := hasState && ownerOfRevision(state.Revision) == ss.Name
+	state := sidecar.State
+	mine := sidecar.OK && ownerOfRevision(state.Revision) == ss.Name
 	switch {
 	case mine && state.Phase != inplace.PhaseDone:
 		// An engine run of ours is under way (possibly for an older
@@ -132,7 +140,7 @@ func (r *Reconciler) view(pod *corev1.Pod, ss *appsv1alpha1.SidecarSet, rev inje
 		// Counted updated if it happens to run the latest revision.
 		v.updated = records[ss.Name].Hash == rev.Hash
 	}
-	v.blocked = otherUpdateInFlight(pod, ss.Name)
+	v.blocked = otherUpdateInFlight(workloadState, sidecar, ss.Name)
 	return v
 }
 

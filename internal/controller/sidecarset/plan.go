@@ -3,6 +3,8 @@ package sidecarset
 import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/drover-dev/drover/internal/podcontrol"
 )
 
 // podView is what the planner knows about one matched pod.
@@ -27,6 +29,8 @@ type podView struct {
 	// changing are the sidecars whose image the run under way changes
 	// (in flight only), for their upgrade.maxUnavailable.
 	changing []string
+	// state is the pod's sidecar-track engine state.
+	state podcontrol.ParsedState
 }
 
 // planInput is everything the planner needs; it holds no client.

@@ -34,6 +34,7 @@ import (
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/inplace"
+	"github.com/drover-dev/drover/internal/podcontrol"
 	"github.com/drover-dev/drover/internal/webhook/injection"
 	"github.com/drover-dev/drover/internal/workload"
 )
@@ -84,12 +85,14 @@ func NewPodCache(cfg *rest.Config, scheme *runtime.Scheme, mapper meta.RESTMappe
 }
 
 // Reconciler reconciles SidecarSets. Its Base's Client writes, and reads
-// SidecarSets and namespaces (manager cache); Base.States is unused (the
-// sidecar track's states are parsed where the pods are matched).
+// SidecarSets and namespaces (manager cache); Base.States keeps the pods'
+// sidecar-track states and workloadStates their workloads' (to see a
+// workload update in flight), both parsed once per annotation value.
 type Reconciler struct {
 	workload.Base
 	// Injected reads injected pods (NewPodCache).
-	Injected client.Reader
+	Injected       client.Reader
+	workloadStates *podcontrol.StateCache
 }
 
 // Options configure SetupWithManager.
@@ -105,7 +108,10 @@ type Options struct {
 // controller is not workload.ForPodOwner: it is enqueued by the SidecarSets
 // recorded on an injected pod, and keyed by name.
 func SetupWithManager(mgr manager.Manager, opts Options) error {
-	r := &Reconciler{Base: workload.FromManager(mgr, "SidecarSet", opts.WriteConcurrency), Injected: opts.Pods}
+	r := &Reconciler{Base: workload.FromManager(mgr, "SidecarSet", opts.WriteConcurrency), Injected: opts.Pods,
+		workloadStates: podcontrol.NewStateCache()}
+	r.States = podcontrol.NewTrackStateCache(inplace.SidecarTrack)
+	r.ForgetAlso = r.workloadStates.Forget
 	toSets := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, pod *corev1.Pod) []reconcile.Request {
 		names := injection.RecordsOf(pod).Names()
 		out := make([]reconcile.Request, len(names))
@@ -135,11 +141,12 @@ func (r *Reconciler) apply(ctx context.Context, ss *appsv1alpha1.SidecarSet, o *
 }
 
 // otherUpdateInFlight reports whether an in-place update other than this
-// SidecarSet's is under way on pod.
-func otherUpdateInFlight(pod *corev1.Pod, ss string) bool {
-	if inplace.InFlightOn(pod, inplace.WorkloadTrack) {
+// SidecarSet's is under way on a pod, from its workload-track and
+// sidecar-track states.
+func otherUpdateInFlight(workloadState, sidecarState podcontrol.ParsedState, ss string) bool {
+	if workloadState.OK && workloadState.State.Phase != inplace.PhaseDone {
 		return true
 	}
-	s, ok := inplace.StateOn(pod, inplace.SidecarTrack)
-	return ok && s.Phase != inplace.PhaseDone && ownerOfRevision(s.Revision) != ss
+	s := sidecarState.State
+	return sidecarState.OK && s.Phase != inplace.PhaseDone && ownerOfRevision(s.Revision) != ss
 }

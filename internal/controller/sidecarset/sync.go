@@ -61,7 +61,7 @@ func (r *Reconciler) sync(ctx context.Context, ss *appsv1alpha1.SidecarSet, o *o
 // the pod's next step.
 func engineRequest(v *podView, ss string) (inplace.Request, bool) {
 	req := inplace.Request{Pod: v.pod, Track: inplace.SidecarTrack, GracePeriod: gracePeriod}
-	state, ok := inplace.StateOn(v.pod, inplace.SidecarTrack)
+	state, ok := v.state.State, v.state.OK
 	running := ok && state.Phase != inplace.PhaseDone && ownerOfRevision(state.Revision) == ss
 	if running && (v.next.kind == stepNone || sameHash(state.Revision, v.next.revision)) {
 		// Once the run's spec is written the pod's record has moved on, so
