@@ -28,7 +28,7 @@ type kindRow struct {
 	// pods is the number of pods the update touches (per-pod figures).
 	pods int
 	// patch is a JSON patch on the last object (the first with
-	// patchFirst) that starts the update.
+	// patchFirst) that starts the update; "" times the creation itself.
 	patch      string
 	patchFirst bool
 	// done is an extra end condition on the patched object's status
@@ -84,6 +84,26 @@ spec:
 		},
 	}
 	rows = append(rows, kindRow{
+		scenario: fmt.Sprintf("Drover: BroadcastJob run once on each of %d nodes (pods exit 0 after 1 s), parallelism 100%%", b.o.nodes),
+		objects: []string{fmt.Sprintf(`apiVersion: apps.drover.dev/v1alpha1
+kind: BroadcastJob
+metadata: {name: bench-bcj, namespace: %s}
+spec:
+  parallelism: 100%%
+  completionPolicy: {type: Always}
+  template:
+    metadata:
+      labels: {app: bench-bcj}
+      annotations: {kwok.drover.dev/exit-code: "0"}
+    spec:
+      restartPolicy: Never
+      terminationGracePeriodSeconds: 0
+      containers: [{name: %s, image: %s}]
+`, droverNS, containerName, imageV1)},
+		pods: b.o.nodes,
+		done: statusAtLeast("succeeded", int64(b.o.nodes)),
+	})
+	rows = append(rows, kindRow{
 		scenario: fmt.Sprintf("Drover: SidecarSet in-place sidecar upgrade of %d pods (ColdUpgrade), maxUnavailable 20%%", n),
 		objects: []string{fmt.Sprintf(`apiVersion: apps.drover.dev/v1alpha1
 kind: SidecarSet
@@ -128,6 +148,16 @@ func statusAtLeast(field string, want int64) func(map[string]any) (bool, string)
 }
 
 func (b *bench) kindRow(ctx context.Context, k kindRow) error {
+	// A row without a patch times its objects' creation until done (a
+	// BroadcastJob's run); the others time the patch.
+	var m *measurement
+	var err error
+	if k.patch == "" {
+		logf("drover: %s", k.scenario)
+		if m, err = b.begin(ctx); err != nil {
+			return err
+		}
+	}
 	var objs []*unstructured.Unstructured
 	for _, y := range k.objects {
 		u := &unstructured.Unstructured{}
@@ -144,17 +174,18 @@ func (b *bench) kindRow(ctx context.Context, k kindRow) error {
 		objs = append(objs[1:], objs[0])
 	}
 	target := objs[len(objs)-1]
-	logf("drover: %s: waiting for the %s to be ready", k.scenario, target.GetKind())
-	if err := b.waitObjects(ctx, objs, nil, k.pods); err != nil {
-		return err
-	}
-	logf("drover: %s", k.scenario)
-	m, err := b.begin(ctx)
-	if err != nil {
-		return err
-	}
-	if err := b.cl.Patch(ctx, target.DeepCopy(), client.RawPatch(types.JSONPatchType, []byte(k.patch))); err != nil {
-		return fmt.Errorf("%s: patch: %w", k.scenario, err)
+	if k.patch != "" {
+		logf("drover: %s: waiting for the %s to be ready", k.scenario, target.GetKind())
+		if err := b.waitObjects(ctx, objs, nil, k.pods); err != nil {
+			return err
+		}
+		logf("drover: %s", k.scenario)
+		if m, err = b.begin(ctx); err != nil {
+			return err
+		}
+		if err := b.cl.Patch(ctx, target.DeepCopy(), client.RawPatch(types.JSONPatchType, []byte(k.patch))); err != nil {
+			return fmt.Errorf("%s: patch: %w", k.scenario, err)
+		}
 	}
 	waitErr := b.waitObjects(ctx, objs, k.done, k.pods)
 	// The issue sets no targets for these rows: they are reported.
@@ -221,7 +252,7 @@ func (b *bench) deleteAndWait(ctx context.Context, objs []*unstructured.Unstruct
 		_ = b.cl.Delete(ctx, objs[i], client.PropagationPolicy(metav1.DeletePropagationBackground))
 	}
 	err := waitFor(ctx, 5*time.Minute, "row's pods deleted", func() (bool, string) {
-		pods, err := b.cs.CoreV1().Pods(droverNS).List(ctx, metav1.ListOptions{LabelSelector: "app in (bench-sts,bench-ds,bench-sc)"})
+		pods, err := b.cs.CoreV1().Pods(droverNS).List(ctx, metav1.ListOptions{LabelSelector: "app in (bench-sts,bench-ds,bench-sc,bench-bcj)"})
 		if err != nil {
 			return false, err.Error()
 		}

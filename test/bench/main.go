@@ -87,7 +87,7 @@ func main() {
 	flag.IntVar(&o.clonesets, "clonesets", 10, "CloneSets in the idle row")
 	flag.IntVar(&o.foreign, "foreign-pods", 0, "pods not owned by Drover created for the memory check (0: 2 × -pods)")
 	flag.BoolVar(&o.skip10k, "skip-10k", false, "skip the 10-CloneSet idle row")
-	flag.BoolVar(&o.skipKinds, "skip-kinds", false, "skip the StatefulSet, DaemonSet and SidecarSet rows")
+	flag.BoolVar(&o.skipKinds, "skip-kinds", false, "skip the StatefulSet, DaemonSet, BroadcastJob and SidecarSet rows")
 	flag.StringVar(&o.out, "o", "", "also write the machine, table and details as markdown to this file")
 	flag.StringVar(&o.binDir, "bin", "", "directory of the control-plane binaries (default <repo>/bin)")
 	flag.StringVar(&o.managerPath, "manager", "", "drover-manager binary (default <repo>/bin/drover-manager)")
