@@ -40,13 +40,13 @@ func TestMain(m *testing.M) {
 // Not parallel: it targets every node, and TestNeverRunsOnNodesThatJoinLater
 // changes the node count.
 func TestBriefExampleRunsOnEveryNode(t *testing.T) {
-	requireManager(t)
+	framework.RequireManager(t)
 	ns := framework.Namespace(t)
 	root, err := framework.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	kubectl(t, "apply", "-n", ns, "-f", filepath.Join(root, "examples", "broadcastjob.yaml"))
+	framework.Kubectl(t, "apply", "-n", ns, "-f", filepath.Join(root, "examples", "broadcastjob.yaml"))
 	j := &appsv1alpha1.BroadcastJob{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "node-cleanup"}}
 	all := nodes(t)
 	framework.Eventually(t, timeout, func() error {
@@ -71,15 +71,15 @@ func TestBriefExampleRunsOnEveryNode(t *testing.T) {
 	for _, p := range running(t, j) {
 		exit(t, p, "0")
 	}
-	kubectl(t, "-n", ns, "wait", "--for=condition=Complete", "bcj/node-cleanup", "--timeout=90s")
-	kubectl(t, "-n", ns, "wait", "--for=condition=Ready", "broadcastjob/node-cleanup", "--timeout=90s")
-	cur = get(t, j)
+	framework.Kubectl(t, "-n", ns, "wait", "--for=condition=Complete", "bcj/node-cleanup", "--timeout=90s")
+	framework.Kubectl(t, "-n", ns, "wait", "--for=condition=Ready", "broadcastjob/node-cleanup", "--timeout=90s")
+	cur = framework.Get(t, j)
 	if counts(&cur.Status) != [4]int32{int32(len(all)), 0, int32(len(all)), 0} || cur.Status.Phase != appsv1alpha1.BroadcastJobCompleted ||
 		cur.Status.CompletionTime == nil || cur.Status.StartTime == nil {
 		t.Fatalf("completed status %+v", cur.Status)
 	}
 	// ttlSecondsAfterFinished is 600: the job stays meanwhile.
-	out := kubectl(t, "-n", ns, "get", "bcj", "node-cleanup")
+	out := framework.Kubectl(t, "-n", ns, "get", "bcj", "node-cleanup")
 	for _, col := range []string{"DESIRED", "ACTIVE", "SUCCEEDED", "FAILED", "PHASE", "AGE", "Completed"} {
 		if !strings.Contains(out, col) {
 			t.Fatalf("kubectl get lacks %s:\n%s", col, out)
@@ -93,10 +93,10 @@ func TestBriefExampleRunsOnEveryNode(t *testing.T) {
 // completionPolicy Never keeps the job open: a node that joins the
 // cluster later runs the pod too. Not parallel: it adds a node.
 func TestNeverRunsOnNodesThatJoinLater(t *testing.T) {
-	requireManager(t)
+	framework.RequireManager(t)
 	ns := framework.Namespace(t)
 	before := nodes(t)
-	j := create(t, newJob(ns, "agent-setup", "0", func(j *appsv1alpha1.BroadcastJob) {
+	j := framework.Create(t, newJob(ns, "agent-setup", "0", func(j *appsv1alpha1.BroadcastJob) {
 		j.Spec.CompletionPolicy.Type = appsv1alpha1.NeverBroadcastJobCompletionPolicyType
 	}))
 	cur := waitStatus(t, j, "done on every node", func(st *appsv1alpha1.BroadcastJobStatus) bool {
@@ -105,7 +105,7 @@ func TestNeverRunsOnNodesThatJoinLater(t *testing.T) {
 	if cur.Status.Phase != appsv1alpha1.BroadcastJobRunning || condition(cur, appsv1alpha1.BroadcastJobConditionComplete) != nil {
 		t.Fatalf("completionPolicy Never completed: %+v", cur.Status)
 	}
-	kubectl(t, "-n", ns, "wait", "--for=condition=Ready", "bcj/agent-setup", "--timeout=10s")
+	framework.Kubectl(t, "-n", ns, "wait", "--for=condition=Ready", "bcj/agent-setup", "--timeout=10s")
 
 	if err := framework.Cluster().ScaleNodes(bg(), len(before)+1); err != nil {
 		t.Fatal(err)
@@ -144,7 +144,7 @@ func TestSuccessAndFailurePathsWithContinue(t *testing.T) {
 	ns := framework.Namespace(t)
 	all := nodes(t)
 	key := label(t, all[:3]...)
-	j := create(t, newJob(ns, "mixed", "", onNodesLabelled(key), func(j *appsv1alpha1.BroadcastJob) {
+	j := framework.Create(t, newJob(ns, "mixed", "", onNodesLabelled(key), func(j *appsv1alpha1.BroadcastJob) {
 		j.Spec.FailurePolicy.Type = appsv1alpha1.ContinueBroadcastJobFailurePolicyType
 	}))
 	framework.Eventually(t, timeout, func() error {
@@ -198,7 +198,7 @@ func TestParallelismAtEveryWatchEvent(t *testing.T) {
 			all := nodes(t)
 			key := label(t, all...)
 			rec := record(t, ns, atMostOnePerNode(tc.limit))
-			j := create(t, newJob(ns, "par", "0", onNodesLabelled(key), completeDelay("1500ms"), func(j *appsv1alpha1.BroadcastJob) {
+			j := framework.Create(t, newJob(ns, "par", "0", onNodesLabelled(key), completeDelay("1500ms"), func(j *appsv1alpha1.BroadcastJob) {
 				j.Spec.Parallelism = &tc.parallelism
 			}))
 			cur := waitStatus(t, j, "completed", phase(appsv1alpha1.BroadcastJobCompleted))
@@ -219,7 +219,7 @@ func TestFailFastStopsTheJob(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
 	key := label(t, nodes(t)[:3]...)
-	j := create(t, newJob(ns, "ff", "", onNodesLabelled(key)))
+	j := framework.Create(t, newJob(ns, "ff", "", onNodesLabelled(key)))
 	framework.Eventually(t, timeout, func() error {
 		if n := len(running(t, j)); n != 3 {
 			return fmt.Errorf("%d running pods, want 3", n)
@@ -228,8 +228,8 @@ func TestFailFastStopsTheJob(t *testing.T) {
 	})
 	failing := running(t, j)[1]
 	exit(t, failing, "1")
-	kubectl(t, "-n", ns, "wait", "--for=condition=Failed", "bcj/ff", "--timeout=90s")
-	cur := get(t, j)
+	framework.Kubectl(t, "-n", ns, "wait", "--for=condition=Failed", "bcj/ff", "--timeout=90s")
+	cur := framework.Get(t, j)
 	c := condition(cur, appsv1alpha1.BroadcastJobConditionFailed)
 	if cur.Status.Phase != appsv1alpha1.BroadcastJobFailed || c.Reason != appsv1alpha1.BroadcastJobReasonNodeFailed ||
 		!strings.Contains(c.Message, failing.Name) || !strings.Contains(c.Message, "FailFast") {
@@ -256,7 +256,7 @@ func TestRestartLimitRetriesANode(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
 	key := label(t, nodes(t)[:2]...)
-	j := create(t, newJob(ns, "retry", "1", onNodesLabelled(key), func(j *appsv1alpha1.BroadcastJob) {
+	j := framework.Create(t, newJob(ns, "retry", "1", onNodesLabelled(key), func(j *appsv1alpha1.BroadcastJob) {
 		j.Spec.FailurePolicy = appsv1alpha1.BroadcastJobFailurePolicy{Type: appsv1alpha1.ContinueBroadcastJobFailurePolicyType, RestartLimit: 2}
 	}))
 	cur := waitStatus(t, j, "completed", phase(appsv1alpha1.BroadcastJobCompleted))
@@ -284,7 +284,7 @@ func TestRetryThatSucceeds(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
 	key := label(t, nodes(t)[0])
-	j := create(t, newJob(ns, "flaky", "", onNodesLabelled(key), func(j *appsv1alpha1.BroadcastJob) {
+	j := framework.Create(t, newJob(ns, "flaky", "", onNodesLabelled(key), func(j *appsv1alpha1.BroadcastJob) {
 		j.Spec.FailurePolicy.RestartLimit = 1
 	}))
 	framework.Eventually(t, timeout, func() error {
@@ -319,7 +319,7 @@ func TestNodeSelectorFollowsLabels(t *testing.T) {
 	ns := framework.Namespace(t)
 	all := nodes(t)
 	key := label(t, all[:2]...)
-	j := create(t, newJob(ns, "labelled", "0", onNodesLabelled(key), func(j *appsv1alpha1.BroadcastJob) {
+	j := framework.Create(t, newJob(ns, "labelled", "0", onNodesLabelled(key), func(j *appsv1alpha1.BroadcastJob) {
 		j.Spec.CompletionPolicy.Type = appsv1alpha1.NeverBroadcastJobCompletionPolicyType
 	}))
 	waitStatus(t, j, "done on the 2 labelled nodes", func(st *appsv1alpha1.BroadcastJobStatus) bool {
@@ -347,7 +347,7 @@ func TestTTLDeletesTheFinishedJob(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
 	key := label(t, nodes(t)[:2]...)
-	j := create(t, newJob(ns, "ttl", "0", onNodesLabelled(key), func(j *appsv1alpha1.BroadcastJob) {
+	j := framework.Create(t, newJob(ns, "ttl", "0", onNodesLabelled(key), func(j *appsv1alpha1.BroadcastJob) {
 		j.Spec.CompletionPolicy.TTLSecondsAfterFinished = ptr.To[int32](4)
 	}))
 	cur := waitStatus(t, j, "completed", phase(appsv1alpha1.BroadcastJobCompleted))
@@ -379,7 +379,7 @@ func TestActiveDeadlineFailsTheJob(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
 	key := label(t, nodes(t)[:2]...)
-	j := create(t, newJob(ns, "deadline", "", onNodesLabelled(key), func(j *appsv1alpha1.BroadcastJob) {
+	j := framework.Create(t, newJob(ns, "deadline", "", onNodesLabelled(key), func(j *appsv1alpha1.BroadcastJob) {
 		j.Spec.CompletionPolicy.ActiveDeadlineSeconds = ptr.To[int64](3)
 	}))
 	framework.Eventually(t, timeout, func() error {
@@ -409,7 +409,7 @@ func TestPausedStartsNoNewPod(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
 	key := label(t, nodes(t)[:3]...)
-	j := create(t, newJob(ns, "paused", "0", onNodesLabelled(key), completeDelay("3s"), func(j *appsv1alpha1.BroadcastJob) {
+	j := framework.Create(t, newJob(ns, "paused", "0", onNodesLabelled(key), completeDelay("3s"), func(j *appsv1alpha1.BroadcastJob) {
 		j.Spec.Paused = true
 		j.Spec.Parallelism = ptr.To(intstr.FromInt32(1))
 	}))
@@ -419,14 +419,14 @@ func TestPausedStartsNoNewPod(t *testing.T) {
 	if n := len(pods(t, j)); n != 0 || cur.Status.StartTime != nil {
 		t.Fatalf("a job created paused started: %d pods, %+v", n, cur.Status)
 	}
-	modify(t, j, func(j *appsv1alpha1.BroadcastJob) { j.Spec.Paused = false })
+	framework.Modify(t, j, func(j *appsv1alpha1.BroadcastJob) { j.Spec.Paused = false })
 	framework.Eventually(t, timeout, func() error {
 		if n := len(running(t, j)); n != 1 {
 			return fmt.Errorf("%d running pods", n)
 		}
 		return nil
 	})
-	modify(t, j, func(j *appsv1alpha1.BroadcastJob) { j.Spec.Paused = true })
+	framework.Modify(t, j, func(j *appsv1alpha1.BroadcastJob) { j.Spec.Paused = true })
 	// The running pod finishes (after 3s); the status written after it
 	// did shows that the controller saw it and started nothing.
 	cur = waitStatus(t, j, "paused with the pod finished", func(st *appsv1alpha1.BroadcastJobStatus) bool {
@@ -438,7 +438,7 @@ func TestPausedStartsNoNewPod(t *testing.T) {
 	if c := condition(cur, appsv1alpha1.BroadcastJobConditionPaused); c == nil || c.Reason != appsv1alpha1.ReasonPaused {
 		t.Fatalf("Paused condition %+v", c)
 	}
-	modify(t, j, func(j *appsv1alpha1.BroadcastJob) { j.Spec.Paused = false })
+	framework.Modify(t, j, func(j *appsv1alpha1.BroadcastJob) { j.Spec.Paused = false })
 	cur = waitStatus(t, j, "completed", phase(appsv1alpha1.BroadcastJobCompleted))
 	if counts(&cur.Status) != [4]int32{3, 0, 3, 0} {
 		t.Fatalf("status %+v", cur.Status)
@@ -452,7 +452,7 @@ func TestPausePolicyWaitsForTheUser(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
 	key := label(t, nodes(t)[:3]...)
-	j := create(t, newJob(ns, "careful", "", onNodesLabelled(key), func(j *appsv1alpha1.BroadcastJob) {
+	j := framework.Create(t, newJob(ns, "careful", "", onNodesLabelled(key), func(j *appsv1alpha1.BroadcastJob) {
 		j.Spec.FailurePolicy.Type = appsv1alpha1.PauseBroadcastJobFailurePolicyType
 		j.Spec.Parallelism = ptr.To(intstr.FromInt32(1))
 	}))
@@ -476,8 +476,8 @@ func TestPausePolicyWaitsForTheUser(t *testing.T) {
 	if n := len(pods(t, j)); n != 1 {
 		t.Fatalf("%d pods while paused by the failure", n)
 	}
-	modify(t, j, func(j *appsv1alpha1.BroadcastJob) { j.Spec.Paused = true })
-	modify(t, j, func(j *appsv1alpha1.BroadcastJob) { j.Spec.Paused = false })
+	framework.Modify(t, j, func(j *appsv1alpha1.BroadcastJob) { j.Spec.Paused = true })
+	framework.Modify(t, j, func(j *appsv1alpha1.BroadcastJob) { j.Spec.Paused = false })
 	framework.Eventually(t, timeout, func() error {
 		rs := running(t, j)
 		if len(rs) != 1 {
@@ -490,7 +490,7 @@ func TestPausePolicyWaitsForTheUser(t *testing.T) {
 		for _, p := range running(t, j) {
 			exit(t, p, "0")
 		}
-		cur = get(t, j)
+		cur = framework.Get(t, j)
 		if cur.Status.Phase != appsv1alpha1.BroadcastJobCompleted {
 			return fmt.Errorf("status %+v", cur.Status)
 		}

@@ -3,12 +3,7 @@ package broadcastjob
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
@@ -35,13 +29,6 @@ const (
 )
 
 func bg() context.Context { return context.Background() }
-
-func requireManager(t *testing.T) {
-	t.Helper()
-	if ok, why := framework.Manager().Available(); !ok {
-		t.Fatalf("drover-manager is required: %s (run 'make build')", why)
-	}
-}
 
 type option func(*appsv1alpha1.BroadcastJob)
 
@@ -77,33 +64,6 @@ func onNodesLabelled(label string) option {
 
 func completeDelay(d string) option {
 	return func(j *appsv1alpha1.BroadcastJob) { j.Spec.Template.Annotations[annCompleteDelay] = d }
-}
-
-func create(t *testing.T, j *appsv1alpha1.BroadcastJob) *appsv1alpha1.BroadcastJob {
-	t.Helper()
-	requireManager(t)
-	if err := framework.Client().Create(bg(), j); err != nil {
-		t.Fatalf("create job: %v", err)
-	}
-	return j
-}
-
-func get(t *testing.T, j *appsv1alpha1.BroadcastJob) *appsv1alpha1.BroadcastJob {
-	t.Helper()
-	out := &appsv1alpha1.BroadcastJob{}
-	if err := framework.Client().Get(bg(), client.ObjectKeyFromObject(j), out); err != nil {
-		t.Fatalf("get job: %v", err)
-	}
-	return out
-}
-
-func modify(t *testing.T, j *appsv1alpha1.BroadcastJob, f func(*appsv1alpha1.BroadcastJob)) {
-	t.Helper()
-	framework.Eventually(t, 10*time.Second, func() error {
-		cur := get(t, j)
-		f(cur)
-		return framework.Client().Update(bg(), cur)
-	})
 }
 
 // pods returns the job's pods, terminating ones included, by name.
@@ -166,15 +126,12 @@ func exit(t *testing.T, p corev1.Pod, code string) {
 // waitStatus waits until the job's status, for its generation, satisfies ok.
 func waitStatus(t *testing.T, j *appsv1alpha1.BroadcastJob, what string, ok func(*appsv1alpha1.BroadcastJobStatus) bool) *appsv1alpha1.BroadcastJob {
 	t.Helper()
-	var cur *appsv1alpha1.BroadcastJob
-	framework.Eventually(t, timeout, func() error {
-		cur = get(t, j)
+	return framework.WaitFor(t, timeout, j, func(cur *appsv1alpha1.BroadcastJob) error {
 		if cur.Status.ObservedGeneration != cur.Generation || !ok(&cur.Status) {
 			return fmt.Errorf("job %s not %s: %+v", j.Name, what, cur.Status)
 		}
 		return nil
 	})
-	return cur
 }
 
 func phase(p appsv1alpha1.BroadcastJobPhase) func(*appsv1alpha1.BroadcastJobStatus) bool {
@@ -240,71 +197,24 @@ func setNodeLabel(t *testing.T, node, key, value string) {
 
 // recorder watches a namespace's pods from a consistent list onwards and
 // checks an invariant on the set of pods after every event.
-type recorder struct {
-	mu         sync.Mutex
-	pods       map[string]*corev1.Pod
-	events     int
-	check      func(map[string]*corev1.Pod) error
-	violations []string
-	stop       func()
-}
+type recorder struct{ *framework.PodRecorder }
 
 func record(t *testing.T, ns string, check func(map[string]*corev1.Pod) error) *recorder {
 	t.Helper()
-	r := &recorder{pods: map[string]*corev1.Pod{}, check: check}
-	ctx, cancel := context.WithCancel(bg())
-	api := framework.Clientset().CoreV1().Pods(ns)
-	list, err := api.List(ctx, metav1.ListOptions{})
-	if err != nil {
-		cancel()
-		t.Fatalf("list pods: %v", err)
-	}
-	for i := range list.Items {
-		r.pods[list.Items[i].Name] = &list.Items[i]
-	}
-	w, err := api.Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
-	if err != nil {
-		cancel()
-		t.Fatalf("watch pods: %v", err)
-	}
-	done := make(chan struct{})
-	var once sync.Once
-	r.stop = func() { once.Do(func() { cancel(); w.Stop(); <-done }) }
-	go func() {
-		defer close(done)
-		for ev := range w.ResultChan() {
-			p, ok := ev.Object.(*corev1.Pod)
-			if !ok {
-				continue
-			}
-			r.mu.Lock()
-			r.events++
-			if ev.Type == watch.Deleted {
-				delete(r.pods, p.Name)
-			} else {
-				r.pods[p.Name] = p
-			}
-			if err := r.check(r.pods); err != nil && len(r.violations) < 20 {
-				r.violations = append(r.violations, fmt.Sprintf("event %d: %v", r.events, err))
-			}
-			r.mu.Unlock()
-		}
-	}()
-	t.Cleanup(r.stop)
-	return r
+	return &recorder{framework.RecordPods(t, ns, func(_ framework.PodEvent, pods map[string]*corev1.Pod) error {
+		return check(pods)
+	})}
 }
 
+// assertNoViolations stops the recorder and fails the test if it saw no
+// pod event or a violation.
 func (r *recorder) assertNoViolations(t *testing.T) {
 	t.Helper()
-	r.stop()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.events == 0 {
+	r.Stop()
+	if r.Events() == 0 {
 		t.Fatal("the watch saw no pod event")
 	}
-	if len(r.violations) > 0 {
-		t.Fatalf("invariant violated %d times:\n%s", len(r.violations), strings.Join(r.violations, "\n"))
-	}
+	r.AssertNoViolations(t)
 }
 
 // atMostOnePerNode checks that no node has two pods of the set that may
@@ -328,25 +238,4 @@ func atMostOnePerNode(limit int) func(map[string]*corev1.Pod) error {
 		}
 		return nil
 	}
-}
-
-func kubectl(t *testing.T, args ...string) string {
-	t.Helper()
-	bin := "kubectl"
-	if root, err := framework.RepoRoot(); err == nil {
-		if p := filepath.Join(root, "bin", "kubectl"); fileExists(p) {
-			bin = p
-		}
-	}
-	cmd := exec.Command(bin, append([]string{"--kubeconfig", framework.Cluster().KubeconfigPath()}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }

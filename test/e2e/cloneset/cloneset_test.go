@@ -8,18 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -53,15 +49,15 @@ func setImage(image string) func(*appsv1alpha1.CloneSet) {
 func TestScaleUpAndDownWithRanking(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	cs := create(t, newCloneSet(ns, "rank", 4))
+	cs := framework.Create(t, newCloneSet(ns, "rank", 4))
 	waitReady(t, cs)
 	ps := pods(t, cs)
 	ctx := context.Background()
 	notReady, cheap := ps[0].Name, ps[1].Name
 	// A failing readiness probe makes one pod not ready; another gets a
 	// low deletion cost.
-	patchPod(t, ns, notReady, `{"metadata":{"annotations":{"kwok.drover.dev/ready":"false"}}}`)
-	patchPod(t, ns, cheap, `{"metadata":{"annotations":{"controller.kubernetes.io/pod-deletion-cost":"-100"}}}`)
+	framework.PatchPod(t, ns, notReady, `{"metadata":{"annotations":{"kwok.drover.dev/ready":"false"}}}`)
+	framework.PatchPod(t, ns, cheap, `{"metadata":{"annotations":{"controller.kubernetes.io/pod-deletion-cost":"-100"}}}`)
 	framework.Eventually(t, timeout, func() error {
 		p := &corev1.Pod{}
 		_ = framework.Client().Get(ctx, client.ObjectKey{Namespace: ns, Name: notReady}, p)
@@ -70,7 +66,7 @@ func TestScaleUpAndDownWithRanking(t *testing.T) {
 		}
 		return nil
 	})
-	modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Replicas = ptr.To[int32](2) })
+	framework.Modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Replicas = ptr.To[int32](2) })
 	framework.Eventually(t, timeout, func() error {
 		got := names(pods(t, cs))
 		if len(got) != 2 {
@@ -83,7 +79,7 @@ func TestScaleUpAndDownWithRanking(t *testing.T) {
 		}
 		return nil
 	})
-	modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Replicas = ptr.To[int32](5) })
+	framework.Modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Replicas = ptr.To[int32](5) })
 	cur := waitReady(t, cs)
 	if cur.Status.Replicas != 5 || cur.Status.AvailableReplicas != 5 {
 		t.Fatalf("scale up to 5: %+v", cur.Status)
@@ -93,10 +89,10 @@ func TestScaleUpAndDownWithRanking(t *testing.T) {
 func TestPodsToDeleteReplacesNamedPod(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	cs := create(t, newCloneSet(ns, "pick", 3))
+	cs := framework.Create(t, newCloneSet(ns, "pick", 3))
 	waitReady(t, cs)
 	victim := pods(t, cs)[0]
-	modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.ScaleStrategy.PodsToDelete = []string{victim.Name} })
+	framework.Modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.ScaleStrategy.PodsToDelete = []string{victim.Name} })
 	framework.Eventually(t, timeout, func() error {
 		ps := pods(t, cs)
 		for _, p := range ps {
@@ -115,7 +111,7 @@ func TestPodsToDeleteReplacesNamedPod(t *testing.T) {
 func TestInPlaceUpdateImageAndMetadata(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	cs := create(t, newCloneSet(ns, "inplace", 3, inPlace, maxUnavailable(intstr.FromInt32(1))))
+	cs := framework.Create(t, newCloneSet(ns, "inplace", 3, inPlace, maxUnavailable(intstr.FromInt32(1))))
 	before := waitReady(t, cs)
 	old := pods(t, cs)
 	rec := record(t, ns, func(m map[string]*corev1.Pod) error {
@@ -124,7 +120,7 @@ func TestInPlaceUpdateImageAndMetadata(t *testing.T) {
 		}
 		return nil
 	})
-	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+	framework.Modify(t, cs, func(c *appsv1alpha1.CloneSet) {
 		c.Spec.Template.Spec.Containers[0].Image = "example.com/app:v2"
 		c.Spec.Template.Labels["tier"] = "gold"
 		c.Spec.Template.Annotations = map[string]string{"note": "v2"}
@@ -134,12 +130,12 @@ func TestInPlaceUpdateImageAndMetadata(t *testing.T) {
 		t.Fatalf("revisions did not move: %+v", after.Status)
 	}
 	now := pods(t, cs)
-	if fmt.Sprint(uids(old)) != fmt.Sprint(uids(now)) {
-		t.Fatalf("pods were recreated: before %v after %v", uids(old), uids(now))
+	if fmt.Sprint(framework.UIDs(old)) != fmt.Sprint(framework.UIDs(now)) {
+		t.Fatalf("pods were recreated: before %v after %v", framework.UIDs(old), framework.UIDs(now))
 	}
 	for i, p := range now {
-		app, side := containerStatus(&p, "app"), containerStatus(&p, "sidecar")
-		if app.Image != "example.com/app:v2" || app.RestartCount != 1 || app.ImageID == containerStatus(&old[i], "app").ImageID {
+		app, side := framework.ContainerStatus(&p, "app"), framework.ContainerStatus(&p, "sidecar")
+		if app.Image != "example.com/app:v2" || app.RestartCount != 1 || app.ImageID == framework.ContainerStatus(&old[i], "app").ImageID {
 			t.Errorf("%s: app container not restarted on the new image: %+v", p.Name, app)
 		}
 		if side.RestartCount != 0 {
@@ -155,7 +151,7 @@ func TestInPlaceUpdateImageAndMetadata(t *testing.T) {
 			t.Errorf("%s: readiness gate never observed False then True: %v", p.Name, seq)
 		}
 	}
-	rec.assertNoViolations(t)
+	rec.AssertNoViolations(t)
 }
 
 func containsFalseThenTrue(seq []corev1.ConditionStatus) bool {
@@ -170,10 +166,10 @@ func containsFalseThenTrue(seq []corev1.ConditionStatus) bool {
 func TestRecreateFallbackWhenNotInPlace(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	cs := create(t, newCloneSet(ns, "fallback", 2, inPlace))
+	cs := framework.Create(t, newCloneSet(ns, "fallback", 2, inPlace))
 	waitReady(t, cs)
-	old := uids(pods(t, cs))
-	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+	old := framework.UIDs(pods(t, cs))
+	framework.Modify(t, cs, func(c *appsv1alpha1.CloneSet) {
 		c.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "MODE", Value: "new"}}
 	})
 	cur := waitReady(t, cs)
@@ -192,14 +188,14 @@ func TestRecreateFallbackWhenNotInPlace(t *testing.T) {
 func TestInPlaceOnlyRefusesNonInPlaceChange(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	cs := create(t, newCloneSet(ns, "only", 2, func(c *appsv1alpha1.CloneSet) {
+	cs := framework.Create(t, newCloneSet(ns, "only", 2, func(c *appsv1alpha1.CloneSet) {
 		c.Spec.UpdateStrategy.Type = appsv1alpha1.InPlaceOnlyCloneSetUpdateStrategyType
 	}))
 	waitReady(t, cs)
-	old := uids(pods(t, cs))
-	modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Template.Spec.Containers[1].Args = []string{"--verbose"} })
+	old := framework.UIDs(pods(t, cs))
+	framework.Modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Template.Spec.Containers[1].Args = []string{"--verbose"} })
 	framework.Eventually(t, timeout, func() error {
-		c := condition(get(t, cs), appsv1alpha1.ConditionInPlaceUpdateBlocked)
+		c := condition(framework.Get(t, cs), appsv1alpha1.ConditionInPlaceUpdateBlocked)
 		if c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "spec.containers[1].args") {
 			return fmt.Errorf("InPlaceUpdateBlocked: %+v", c)
 		}
@@ -212,12 +208,12 @@ func TestInPlaceOnlyRefusesNonInPlaceChange(t *testing.T) {
 		}
 	}
 	// An image change is allowed again once the template is in-place-able.
-	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+	framework.Modify(t, cs, func(c *appsv1alpha1.CloneSet) {
 		c.Spec.Template.Spec.Containers[1].Args = nil
 		c.Spec.Template.Spec.Containers[1].Image = "example.com/sidecar:v2"
 	})
 	waitReady(t, cs)
-	if fmt.Sprint(uids(pods(t, cs))) != fmt.Sprint(old) {
+	if fmt.Sprint(framework.UIDs(pods(t, cs))) != fmt.Sprint(old) {
 		t.Fatal("pods recreated under InPlaceOnly")
 	}
 }
@@ -225,12 +221,12 @@ func TestInPlaceOnlyRefusesNonInPlaceChange(t *testing.T) {
 func TestPartitionIntAndPercent(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	cs := create(t, newCloneSet(ns, "part", 5, inPlace, maxUnavailable(intstr.FromString("100%")), func(c *appsv1alpha1.CloneSet) {
+	cs := framework.Create(t, newCloneSet(ns, "part", 5, inPlace, maxUnavailable(intstr.FromString("100%")), func(c *appsv1alpha1.CloneSet) {
 		p := intstr.FromInt32(2)
 		c.Spec.UpdateStrategy.Partition = &p
 	}))
 	waitReady(t, cs)
-	modify(t, cs, setImage("example.com/app:v2"))
+	framework.Modify(t, cs, setImage("example.com/app:v2"))
 	cur := waitReady(t, cs)
 	if cur.Status.UpdatedReplicas != 3 || cur.Status.ExpectedUpdatedReplicas != 3 {
 		t.Fatalf("partition 2 of 5: want 3 updated, got %+v", cur.Status)
@@ -238,7 +234,7 @@ func TestPartitionIntAndPercent(t *testing.T) {
 	if cur.Status.CurrentRevision == cur.Status.UpdateRevision {
 		t.Fatal("with a partition the current revision stays the old one")
 	}
-	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+	framework.Modify(t, cs, func(c *appsv1alpha1.CloneSet) {
 		p := intstr.FromString("20%")
 		c.Spec.UpdateStrategy.Partition = &p
 	})
@@ -261,7 +257,7 @@ func TestMaxUnavailableAndMaxSurgeRespected(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
 	const replicas = 6
-	cs := create(t, newCloneSet(ns, "surge", replicas, maxUnavailable(intstr.FromInt32(1)), func(c *appsv1alpha1.CloneSet) {
+	cs := framework.Create(t, newCloneSet(ns, "surge", replicas, maxUnavailable(intstr.FromInt32(1)), func(c *appsv1alpha1.CloneSet) {
 		s := intstr.FromInt32(2)
 		c.Spec.UpdateStrategy.MaxSurge = &s // ReCreate with surge
 	}))
@@ -278,10 +274,10 @@ func TestMaxUnavailableAndMaxSurgeRespected(t *testing.T) {
 		}
 		return nil
 	})
-	modify(t, cs, setImage("example.com/app:v2"))
+	framework.Modify(t, cs, setImage("example.com/app:v2"))
 	waitReady(t, cs)
-	rec.stop()
-	rec.assertNoViolations(t)
+	rec.Stop()
+	rec.AssertNoViolations(t)
 	if maxActive <= replicas {
 		t.Fatalf("surge never used: at most %d pods", maxActive)
 	}
@@ -291,14 +287,14 @@ func TestMaxUnavailableAndMaxSurgeRespected(t *testing.T) {
 func TestPauseHoldsTheUpdate(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	cs := create(t, newCloneSet(ns, "pause", 3, inPlace, maxUnavailable(intstr.FromInt32(1))))
+	cs := framework.Create(t, newCloneSet(ns, "pause", 3, inPlace, maxUnavailable(intstr.FromInt32(1))))
 	waitReady(t, cs)
-	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+	framework.Modify(t, cs, func(c *appsv1alpha1.CloneSet) {
 		c.Spec.UpdateStrategy.Paused = true
 		c.Spec.Template.Spec.Containers[0].Image = "example.com/app:v2"
 	})
 	framework.Eventually(t, timeout, func() error {
-		cur := get(t, cs)
+		cur := framework.Get(t, cs)
 		c := condition(cur, appsv1alpha1.ConditionReady)
 		if cur.Status.ObservedGeneration != cur.Generation || c == nil || c.Reason != appsv1alpha1.ReasonPaused {
 			return fmt.Errorf("not paused: %+v", c)
@@ -312,14 +308,14 @@ func TestPauseHoldsTheUpdate(t *testing.T) {
 		}
 	}
 	// Scaling goes on while paused.
-	modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Replicas = ptr.To[int32](4) })
+	framework.Modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Replicas = ptr.To[int32](4) })
 	framework.Eventually(t, timeout, func() error {
 		if n := len(pods(t, cs)); n != 4 {
 			return fmt.Errorf("%d pods", n)
 		}
 		return nil
 	})
-	modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.UpdateStrategy.Paused = false })
+	framework.Modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.UpdateStrategy.Paused = false })
 	cur := waitReady(t, cs)
 	if cur.Status.UpdatedReplicas != 4 {
 		t.Fatalf("after resume: %+v", cur.Status)
@@ -329,21 +325,21 @@ func TestPauseHoldsTheUpdate(t *testing.T) {
 func TestPriorityAndScatterOrder(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	cs := create(t, newCloneSet(ns, "order", 4, inPlace, maxUnavailable(intstr.FromInt32(1))))
+	cs := framework.Create(t, newCloneSet(ns, "order", 4, inPlace, maxUnavailable(intstr.FromInt32(1))))
 	waitReady(t, cs)
 	ps := pods(t, cs)
 	for i, p := range ps {
-		patchPod(t, ns, p.Name, fmt.Sprintf(`{"metadata":{"labels":{"rank":"r-%d"}}}`, i))
+		framework.PatchPod(t, ns, p.Name, fmt.Sprintf(`{"metadata":{"labels":{"rank":"r-%d"}}}`, i))
 	}
 	// orderPriority: the bigger rank goes first.
-	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+	framework.Modify(t, cs, func(c *appsv1alpha1.CloneSet) {
 		c.Spec.UpdateStrategy.PriorityStrategy = &appsv1alpha1.UpdatePriorityStrategy{
 			OrderPriority: []appsv1alpha1.UpdatePriorityOrderTerm{{OrderedKey: "rank"}},
 		}
 	})
 	waitReady(t, cs)
 	rec := record(t, ns, nil)
-	modify(t, cs, setImage("example.com/app:v2"))
+	framework.Modify(t, cs, setImage("example.com/app:v2"))
 	cur := waitReady(t, cs)
 	order := rec.updateOrder(cur.Status.UpdateRevision)
 	want := []string{ps[3].Name, ps[2].Name, ps[1].Name, ps[0].Name}
@@ -352,10 +348,10 @@ func TestPriorityAndScatterOrder(t *testing.T) {
 	}
 
 	// scatterStrategy spreads the two group=x pods across the order.
-	patchPod(t, ns, ps[0].Name, `{"metadata":{"labels":{"group":"x"}}}`)
-	patchPod(t, ns, ps[1].Name, `{"metadata":{"labels":{"group":"x"}}}`)
+	framework.PatchPod(t, ns, ps[0].Name, `{"metadata":{"labels":{"group":"x"}}}`)
+	framework.PatchPod(t, ns, ps[1].Name, `{"metadata":{"labels":{"group":"x"}}}`)
 	rec2 := record(t, ns, nil)
-	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+	framework.Modify(t, cs, func(c *appsv1alpha1.CloneSet) {
 		c.Spec.UpdateStrategy.PriorityStrategy = nil
 		c.Spec.UpdateStrategy.ScatterStrategy = appsv1alpha1.UpdateScatterStrategy{{Key: "group", Value: "x"}}
 		c.Spec.Template.Spec.Containers[0].Image = "example.com/app:v3"
@@ -375,7 +371,7 @@ func TestLifecycleHooks(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
 	const hold = "e2e.drover.dev/hold"
-	cs := create(t, newCloneSet(ns, "hooks", 2, inPlace, func(c *appsv1alpha1.CloneSet) {
+	cs := framework.Create(t, newCloneSet(ns, "hooks", 2, inPlace, func(c *appsv1alpha1.CloneSet) {
 		c.Spec.Template.Labels[hold] = "true"
 		c.Spec.Lifecycle = &appsv1alpha1.Lifecycle{
 			PreDelete:     &appsv1alpha1.LifecycleHook{LabelsHandler: map[string]string{hold: "true"}, MarkPodNotReady: true},
@@ -386,7 +382,7 @@ func TestLifecycleHooks(t *testing.T) {
 	ctx := context.Background()
 
 	// preDelete: the pod waits in PreparingDelete, not ready, until released.
-	modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Replicas = ptr.To[int32](1) })
+	framework.Modify(t, cs, func(c *appsv1alpha1.CloneSet) { c.Spec.Replicas = ptr.To[int32](1) })
 	var held corev1.Pod
 	framework.Eventually(t, timeout, func() error {
 		for _, p := range pods(t, cs) {
@@ -401,7 +397,7 @@ func TestLifecycleHooks(t *testing.T) {
 	if p := getPod(t, ns, held.Name); p == nil || p.DeletionTimestamp != nil {
 		t.Fatal("a hooked pod must not be deleted")
 	}
-	patchPod(t, ns, held.Name, fmt.Sprintf(`{"metadata":{"labels":{%q:null}}}`, hold))
+	framework.PatchPod(t, ns, held.Name, fmt.Sprintf(`{"metadata":{"labels":{%q:null}}}`, hold))
 	framework.Eventually(t, timeout, func() error {
 		if p := getPod(t, ns, held.Name); p != nil && p.DeletionTimestamp == nil {
 			return errors.New("released pod not deleted")
@@ -411,8 +407,8 @@ func TestLifecycleHooks(t *testing.T) {
 
 	// inPlaceUpdate: a finalizer holds the pod in PreparingUpdate.
 	remaining := pods(t, cs)[0]
-	patchPod(t, ns, remaining.Name, `{"metadata":{"finalizers":["e2e.drover.dev/inplace"]}}`)
-	modify(t, cs, setImage("example.com/app:v2"))
+	framework.PatchPod(t, ns, remaining.Name, `{"metadata":{"finalizers":["e2e.drover.dev/inplace"]}}`)
+	framework.Modify(t, cs, setImage("example.com/app:v2"))
 	framework.Eventually(t, timeout, func() error {
 		p := getPod(t, ns, remaining.Name)
 		if lifecycle.StateOf(p) != appsv1alpha1.LifecycleStatePreparingUpdate {
@@ -424,7 +420,7 @@ func TestLifecycleHooks(t *testing.T) {
 	if p := getPod(t, ns, remaining.Name); p.Spec.Containers[0].Image != "example.com/app:v1" {
 		t.Fatal("a hooked pod must not be updated")
 	}
-	patchPod(t, ns, remaining.Name, `{"metadata":{"finalizers":null}}`)
+	framework.PatchPod(t, ns, remaining.Name, `{"metadata":{"finalizers":null}}`)
 	framework.Eventually(t, timeout, func() error {
 		p := getPod(t, ns, remaining.Name)
 		if p.Spec.Containers[0].Image != "example.com/app:v2" || lifecycle.StateOf(p) != appsv1alpha1.LifecycleStateUpdated {
@@ -433,21 +429,21 @@ func TestLifecycleHooks(t *testing.T) {
 		return nil
 	})
 	// Setting the hook again returns the pod to Normal.
-	patchPod(t, ns, remaining.Name, `{"metadata":{"finalizers":["e2e.drover.dev/inplace"]}}`)
+	framework.PatchPod(t, ns, remaining.Name, `{"metadata":{"finalizers":["e2e.drover.dev/inplace"]}}`)
 	framework.Eventually(t, timeout, func() error {
 		if s := lifecycle.StateOf(getPod(t, ns, remaining.Name)); s != appsv1alpha1.LifecycleStateNormal {
 			return fmt.Errorf("state %s", s)
 		}
 		return nil
 	})
-	patchPod(t, ns, remaining.Name, `{"metadata":{"finalizers":null}}`)
+	framework.PatchPod(t, ns, remaining.Name, `{"metadata":{"finalizers":null}}`)
 	_ = ctx
 }
 
 func TestPVCReuse(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	node := firstNode(t)
+	node := framework.FirstNode(t)
 	withClaims := func(c *appsv1alpha1.CloneSet) {
 		// Claims stay unbound without a provisioner; binding the pods to a
 		// node skips the scheduler's volume check.
@@ -460,11 +456,11 @@ func TestPVCReuse(t *testing.T) {
 			},
 		}}
 	}
-	cs := create(t, newCloneSet(ns, "pvc", 2, withClaims))
+	cs := framework.Create(t, newCloneSet(ns, "pvc", 2, withClaims))
 	waitReady(t, cs)
 	before := pods(t, cs)
-	claims := claimUIDs(t, ns)
-	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+	claims := framework.ClaimUIDs(t, ns)
+	framework.Modify(t, cs, func(c *appsv1alpha1.CloneSet) {
 		c.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "A", Value: "b"}}
 	})
 	waitReady(t, cs)
@@ -477,18 +473,18 @@ func TestPVCReuse(t *testing.T) {
 			t.Fatalf("pod %s was not recreated", after[i].Name)
 		}
 	}
-	if got := claimUIDs(t, ns); fmt.Sprint(got) != fmt.Sprint(claims) {
+	if got := framework.ClaimUIDs(t, ns); fmt.Sprint(got) != fmt.Sprint(claims) {
 		t.Fatalf("claims replaced: %v -> %v", claims, got)
 	}
 
 	// With disablePVCReuse a recreated pod gets new claims.
-	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+	framework.Modify(t, cs, func(c *appsv1alpha1.CloneSet) {
 		c.Spec.ScaleStrategy.DisablePVCReuse = true
 		c.Spec.Template.Spec.Containers[0].Env[0].Value = "c"
 	})
 	waitReady(t, cs)
 	framework.Eventually(t, timeout, func() error {
-		got := claimUIDs(t, ns)
+		got := framework.ClaimUIDs(t, ns)
 		if len(got) != 2 {
 			return fmt.Errorf("want 2 claims, have %v", got)
 		}
@@ -504,21 +500,11 @@ func TestPVCReuse(t *testing.T) {
 func TestHPAScalesThroughScaleSubresource(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	cs := create(t, newCloneSet(ns, "hpa", 1))
+	cs := framework.Create(t, newCloneSet(ns, "hpa", 1))
 	waitReady(t, cs)
-	hpa := &autoscalingv2.HorizontalPodAutoscaler{
-		ObjectMeta: metav1.ObjectMeta{Name: "hpa", Namespace: ns},
-		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
-			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps.drover.dev/v1alpha1", Kind: "CloneSet", Name: "hpa"},
-			MinReplicas:    ptr.To[int32](3),
-			MaxReplicas:    5,
-		},
-	}
-	if err := framework.Client().Create(context.Background(), hpa); err != nil {
-		t.Fatal(err)
-	}
+	framework.CreateHPA(t, ns, "CloneSet", "hpa", 3, 5)
 	framework.Eventually(t, 2*timeout, func() error {
-		cur := get(t, cs)
+		cur := framework.Get(t, cs)
 		if ptr.Deref(cur.Spec.Replicas, 0) != 3 || cur.Status.AvailableReplicas != 3 {
 			return fmt.Errorf("replicas %d, available %d", ptr.Deref(cur.Spec.Replicas, 0), cur.Status.AvailableReplicas)
 		}
@@ -529,50 +515,19 @@ func TestHPAScalesThroughScaleSubresource(t *testing.T) {
 func TestKubectlScaleAndWaitReady(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	cs := create(t, newCloneSet(ns, "kubectl", 1))
-	kubectl(t, "-n", ns, "wait", "--for=condition=Ready", "cloneset/kubectl", "--timeout=90s")
-	kubectl(t, "-n", ns, "scale", "cloneset/kubectl", "--replicas=3")
-	kubectl(t, "-n", ns, "wait", "--for=jsonpath={.status.availableReplicas}=3", "cloneset/kubectl", "--timeout=90s")
-	kubectl(t, "-n", ns, "wait", "--for=condition=Ready", "cloneset/kubectl", "--timeout=90s")
-	out := kubectl(t, "-n", ns, "get", "cloneset", "kubectl")
+	cs := framework.Create(t, newCloneSet(ns, "kubectl", 1))
+	framework.Kubectl(t, "-n", ns, "wait", "--for=condition=Ready", "cloneset/kubectl", "--timeout=90s")
+	framework.Kubectl(t, "-n", ns, "scale", "cloneset/kubectl", "--replicas=3")
+	framework.Kubectl(t, "-n", ns, "wait", "--for=jsonpath={.status.availableReplicas}=3", "cloneset/kubectl", "--timeout=90s")
+	framework.Kubectl(t, "-n", ns, "wait", "--for=condition=Ready", "cloneset/kubectl", "--timeout=90s")
+	out := framework.Kubectl(t, "-n", ns, "get", "cloneset", "kubectl")
 	for _, col := range []string{"DESIRED", "UPDATED", "READY", "AVAILABLE", "AGE"} {
 		if !strings.Contains(out, col) {
 			t.Fatalf("printer columns lack %s:\n%s", col, out)
 		}
 	}
-	if got := get(t, cs); got.Status.Replicas != 3 {
+	if got := framework.Get(t, cs); got.Status.Replicas != 3 {
 		t.Fatalf("status replicas %d", got.Status.Replicas)
-	}
-}
-
-func kubectl(t *testing.T, args ...string) string {
-	t.Helper()
-	// The kubectl built by `make tools` (bin/kubectl), else the machine's.
-	bin := "kubectl"
-	if root, err := framework.RepoRoot(); err == nil {
-		if p := filepath.Join(root, "bin", "kubectl"); fileExists(p) {
-			bin = p
-		}
-	}
-	cmd := exec.Command(bin, append([]string{"--kubeconfig", framework.Cluster().KubeconfigPath()}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
-
-func patchPod(t *testing.T, ns, name, patch string) {
-	t.Helper()
-	p := &corev1.Pod{}
-	p.Namespace, p.Name = ns, name
-	if err := framework.Client().Patch(context.Background(), p, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
-		t.Fatalf("patch pod %s: %v", name, err)
 	}
 }
 
@@ -585,49 +540,25 @@ func getPod(t *testing.T, ns, name string) *corev1.Pod {
 	return p
 }
 
-func firstNode(t *testing.T) string {
-	t.Helper()
-	var nodes corev1.NodeList
-	if err := framework.Client().List(context.Background(), &nodes); err != nil || len(nodes.Items) == 0 {
-		t.Fatalf("list nodes: %v", err)
-	}
-	return nodes.Items[0].Name
-}
-
-func claimUIDs(t *testing.T, ns string) map[string]string {
-	t.Helper()
-	var list corev1.PersistentVolumeClaimList
-	if err := framework.Client().List(context.Background(), &list, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, c := range list.Items {
-		if c.DeletionTimestamp == nil {
-			out[c.Name] = string(c.UID)
-		}
-	}
-	return out
-}
-
 func TestInPlaceResizeWithoutRestart(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	cs := create(t, newCloneSet(ns, "resize", 2, inPlace, func(c *appsv1alpha1.CloneSet) {
+	cs := framework.Create(t, newCloneSet(ns, "resize", 2, inPlace, func(c *appsv1alpha1.CloneSet) {
 		c.Spec.Template.Spec.Containers[0].Resources = corev1.ResourceRequirements{
 			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")},
 			Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("200m")},
 		}
 	}))
 	waitReady(t, cs)
-	old := uids(pods(t, cs))
-	modify(t, cs, func(c *appsv1alpha1.CloneSet) {
+	old := framework.UIDs(pods(t, cs))
+	framework.Modify(t, cs, func(c *appsv1alpha1.CloneSet) {
 		c.Spec.Template.Spec.Containers[0].Resources.Requests[corev1.ResourceCPU] = resource.MustParse("150m")
 		c.Spec.Template.Spec.Containers[0].Resources.Limits[corev1.ResourceCPU] = resource.MustParse("300m")
 	})
 	cur := waitReady(t, cs)
 	framework.Eventually(t, timeout, func() error {
 		for _, p := range pods(t, cs) {
-			s := containerStatus(&p, "app")
+			s := framework.ContainerStatus(&p, "app")
 			if s.Resources == nil || s.Resources.Limits.Cpu().String() != "300m" {
 				return fmt.Errorf("%s: status resources %+v", p.Name, s.Resources)
 			}
@@ -638,7 +569,7 @@ func TestInPlaceResizeWithoutRestart(t *testing.T) {
 		if old[p.Name] != string(p.UID) {
 			t.Fatalf("pod %s recreated for a resize", p.Name)
 		}
-		if r := containerStatus(&p, "app").RestartCount; r != 0 {
+		if r := framework.ContainerStatus(&p, "app").RestartCount; r != 0 {
 			t.Fatalf("pod %s restarted (%d) for a resize", p.Name, r)
 		}
 		if p.Labels[revision.LabelRevisionHash] != cur.Status.UpdateRevision {

@@ -2,10 +2,7 @@ package cloneset
 
 import (
 	"context"
-	"fmt"
 	"sort"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,20 +14,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
-	"github.com/drover-dev/drover/internal/inplace"
 	"github.com/drover-dev/drover/internal/podstate"
 	"github.com/drover-dev/drover/internal/revision"
 	"github.com/drover-dev/drover/test/e2e/framework"
 )
 
 const timeout = 90 * time.Second
-
-func requireManager(t *testing.T) {
-	t.Helper()
-	if ok, why := framework.Manager().Available(); !ok {
-		t.Fatalf("drover-manager is required: %s (run 'make build')", why)
-	}
-}
 
 type option func(*appsv1alpha1.CloneSet)
 
@@ -55,34 +44,6 @@ func newCloneSet(ns, name string, replicas int32, opts ...option) *appsv1alpha1.
 	return cs
 }
 
-func create(t *testing.T, cs *appsv1alpha1.CloneSet) *appsv1alpha1.CloneSet {
-	t.Helper()
-	requireManager(t)
-	if err := framework.Client().Create(context.Background(), cs); err != nil {
-		t.Fatalf("create cloneset: %v", err)
-	}
-	return cs
-}
-
-func get(t *testing.T, cs *appsv1alpha1.CloneSet) *appsv1alpha1.CloneSet {
-	t.Helper()
-	out := &appsv1alpha1.CloneSet{}
-	if err := framework.Client().Get(context.Background(), client.ObjectKeyFromObject(cs), out); err != nil {
-		t.Fatalf("get cloneset: %v", err)
-	}
-	return out
-}
-
-// modify applies f to the latest CloneSet, retrying on conflicts.
-func modify(t *testing.T, cs *appsv1alpha1.CloneSet, f func(*appsv1alpha1.CloneSet)) {
-	t.Helper()
-	framework.Eventually(t, 10*time.Second, func() error {
-		cur := get(t, cs)
-		f(cur)
-		return framework.Client().Update(context.Background(), cur)
-	})
-}
-
 func pods(t *testing.T, cs *appsv1alpha1.CloneSet) []corev1.Pod {
 	t.Helper()
 	var list corev1.PodList
@@ -103,16 +64,9 @@ func pods(t *testing.T, cs *appsv1alpha1.CloneSet) []corev1.Pod {
 // waitReady waits until the CloneSet reports Ready for its current generation.
 func waitReady(t *testing.T, cs *appsv1alpha1.CloneSet) *appsv1alpha1.CloneSet {
 	t.Helper()
-	var cur *appsv1alpha1.CloneSet
-	framework.Eventually(t, timeout, func() error {
-		cur = get(t, cs)
-		c := meta.FindStatusCondition(cur.Status.Conditions, appsv1alpha1.ConditionReady)
-		if cur.Status.ObservedGeneration != cur.Generation || c == nil || c.Status != metav1.ConditionTrue {
-			return fmt.Errorf("cloneset %s not ready: %+v", cs.Name, cur.Status)
-		}
-		return nil
+	return framework.WaitFor(t, timeout, cs, func(cur *appsv1alpha1.CloneSet) error {
+		return framework.NotReady(cur, cur.Status.ObservedGeneration, cur.Status.Conditions)
 	})
-	return cur
 }
 
 func condition(cs *appsv1alpha1.CloneSet, t string) *metav1.Condition {
@@ -127,133 +81,58 @@ func names(pods []corev1.Pod) []string {
 	return out
 }
 
-func uids(pods []corev1.Pod) map[string]string {
-	out := map[string]string{}
-	for _, p := range pods {
-		out[p.Name] = string(p.UID)
-	}
-	return out
-}
-
-func containerStatus(p *corev1.Pod, name string) corev1.ContainerStatus {
-	for _, s := range p.Status.ContainerStatuses {
-		if s.Name == name {
-			return s
-		}
-	}
-	return corev1.ContainerStatus{}
-}
-
-// recorder watches a namespace's pods from a consistent list onwards and
-// keeps, per pod, the readiness gate statuses seen and the event at which it
-// first carried each revision; it checks an invariant on the whole set after
-// every event.
+// recorder is the pod recorder of the CloneSet tests: besides checking an
+// invariant on the whole set after every event it keeps, per pod, the
+// readiness gate statuses seen and the event at which it first carried
+// each revision.
 type recorder struct {
-	mu         sync.Mutex
-	pods       map[string]*corev1.Pod
-	gates      map[string][]corev1.ConditionStatus
+	*framework.PodRecorder
+	gates      *framework.GateHistory
 	revisionAt map[string]map[string]int // pod -> revision -> first event index
-	events     int
-	check      func(pods map[string]*corev1.Pod) error
-	violations []string
-	stop       func()
 }
 
 func record(t *testing.T, ns string, check func(map[string]*corev1.Pod) error) *recorder {
 	t.Helper()
-	r := &recorder{pods: map[string]*corev1.Pod{}, gates: map[string][]corev1.ConditionStatus{},
-		revisionAt: map[string]map[string]int{}, check: check}
-	ctx, cancel := context.WithCancel(context.Background())
-	pods := framework.Clientset().CoreV1().Pods(ns)
-	list, err := pods.List(ctx, metav1.ListOptions{})
-	if err != nil {
-		cancel()
-		t.Fatalf("list pods: %v", err)
+	r := &recorder{gates: framework.NewGateHistory(), revisionAt: map[string]map[string]int{}}
+	var c framework.PodCheck
+	if check != nil {
+		c = func(_ framework.PodEvent, pods map[string]*corev1.Pod) error { return check(pods) }
 	}
-	r.mu.Lock()
-	for i := range list.Items {
-		r.remember(&list.Items[i])
-	}
-	r.mu.Unlock()
-	w, err := pods.Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
-	if err != nil {
-		cancel()
-		t.Fatalf("watch pods: %v", err)
-	}
-	done := make(chan struct{})
-	var once sync.Once
-	r.stop = func() { once.Do(func() { cancel(); w.Stop(); <-done }) }
-	go func() {
-		defer close(done)
-		for ev := range w.ResultChan() {
-			if p, ok := ev.Object.(*corev1.Pod); ok {
-				r.observe(ev.Type, p)
-			}
-		}
-	}()
-	t.Cleanup(r.stop)
+	r.PodRecorder = framework.RecordPods(t, ns, c, r.gates.Observe, r.remember)
 	return r
 }
 
-func (r *recorder) remember(p *corev1.Pod) {
-	r.pods[p.Name] = p
-	g := inplace.GateStatus(p)
-	if seq := r.gates[p.Name]; g != "" && (len(seq) == 0 || seq[len(seq)-1] != g) {
-		r.gates[p.Name] = append(seq, g)
+func (r *recorder) remember(ev framework.PodEvent) {
+	if ev.Type == watch.Deleted {
+		return
 	}
-	rev := p.Labels[revision.LabelRevisionHash]
-	if r.revisionAt[p.Name] == nil {
-		r.revisionAt[p.Name] = map[string]int{}
+	rev := ev.Pod.Labels[revision.LabelRevisionHash]
+	if r.revisionAt[ev.Pod.Name] == nil {
+		r.revisionAt[ev.Pod.Name] = map[string]int{}
 	}
-	if _, ok := r.revisionAt[p.Name][rev]; !ok {
-		r.revisionAt[p.Name][rev] = r.events
-	}
-}
-
-func (r *recorder) observe(typ watch.EventType, p *corev1.Pod) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events++
-	if typ == watch.Deleted {
-		delete(r.pods, p.Name)
-	} else {
-		r.remember(p)
-	}
-	if r.check != nil {
-		if err := r.check(r.pods); err != nil && len(r.violations) < 20 {
-			r.violations = append(r.violations, err.Error())
-		}
-	}
-}
-
-func (r *recorder) assertNoViolations(t *testing.T) {
-	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.violations) > 0 {
-		t.Fatalf("invariant violated %d times, first: %s", len(r.violations), strings.Join(r.violations, "\n"))
+	if _, ok := r.revisionAt[ev.Pod.Name][rev]; !ok {
+		r.revisionAt[ev.Pod.Name][rev] = ev.Index
 	}
 }
 
 // updateOrder returns the pods that reached revision rev, in the order they
 // did.
 func (r *recorder) updateOrder(rev string) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	var out []string
-	for n, revs := range r.revisionAt {
-		if _, ok := revs[rev]; ok {
-			out = append(out, n)
+	r.Locked(func() {
+		for n, revs := range r.revisionAt {
+			if _, ok := revs[rev]; ok {
+				out = append(out, n)
+			}
 		}
-	}
-	sort.Slice(out, func(i, j int) bool { return r.revisionAt[out[i]][rev] < r.revisionAt[out[j]][rev] })
+		sort.Slice(out, func(i, j int) bool { return r.revisionAt[out[i]][rev] < r.revisionAt[out[j]][rev] })
+	})
 	return out
 }
 
-func (r *recorder) gateSequence(name string) []corev1.ConditionStatus {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]corev1.ConditionStatus(nil), r.gates[name]...)
+func (r *recorder) gateSequence(name string) (out []corev1.ConditionStatus) {
+	r.Locked(func() { out = r.gates.Sequence(name) })
+	return out
 }
 
 // availability counts, among live pods of a set, the ready ones and all.

@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -79,7 +78,7 @@ func TestNodesJoinLeaveRelabelTaint(t *testing.T) {
 		n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: "maintenance", Value: "true", Effect: corev1.TaintEffectNoSchedule})
 	})
 	framework.Eventually(t, timeout, func() error {
-		if st := get(t, ds).Status; st.NumberMisscheduled != 1 || st.DesiredNumberScheduled != 3 {
+		if st := framework.Get(t, ds).Status; st.NumberMisscheduled != 1 || st.DesiredNumberScheduled != 3 {
 			return fmt.Errorf("NoSchedule taint not observed: %+v", st)
 		}
 		return nil
@@ -126,8 +125,8 @@ func TestNodesJoinLeaveRelabelTaint(t *testing.T) {
 	if p := podByNode(t, ds)[nodes[2]]; p.UID != first[nodes[2]].UID {
 		t.Fatalf("the pod of %s was replaced", nodes[2])
 	}
-	rec.stop()
-	rec.assertNoViolations(t)
+	rec.Stop()
+	rec.AssertNoViolations(t)
 }
 
 func TestRollingUpdateRespectsMaxUnavailable(t *testing.T) {
@@ -140,10 +139,10 @@ func TestRollingUpdateRespectsMaxUnavailable(t *testing.T) {
 	before := waitOnNodes(t, ds, nodes...)
 	waitReady(t, ds, 6)
 	rec := record(t, e.ns, nodes, budget(2, 0))
-	modify(t, ds, setImage("example.com/agent:v2"))
+	framework.Modify(t, ds, setImage("example.com/agent:v2"))
 	cur := waitReady(t, ds, 6)
-	rec.stop()
-	rec.assertNoViolations(t)
+	rec.Stop()
+	rec.AssertNoViolations(t)
 	if cur.Status.UpdatedNumberScheduled != 6 || cur.Status.CurrentRevision != cur.Status.UpdateRevision {
 		t.Fatalf("status after the update: %+v", cur.Status)
 	}
@@ -168,10 +167,10 @@ func TestRollingUpdateWithMaxSurge(t *testing.T) {
 	// With maxUnavailable 0 every node keeps a ready pod at every moment;
 	// at most 2 nodes run a new pod beside the old one.
 	rec := record(t, e.ns, nodes, budget(0, 2))
-	modify(t, ds, setImage("example.com/agent:v2"))
+	framework.Modify(t, ds, setImage("example.com/agent:v2"))
 	cur := waitReady(t, ds, 5)
-	rec.stop()
-	rec.assertNoViolations(t)
+	rec.Stop()
+	rec.AssertNoViolations(t)
 	if rec.maxDouble == 0 {
 		t.Fatalf("no node ever ran the new pod beside the old one")
 	}
@@ -208,25 +207,25 @@ func TestMinReadySeconds(t *testing.T) {
 	var marks []mark
 	seen := map[string]bool{}
 	rec := record(t, e.ns, nodes, func(state map[string]nodeState) error { return nil })
-	rec.mu.Lock()
-	rec.onEvent = func(p *corev1.Pod) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case p.DeletionTimestamp != nil && !seen["del/"+p.Name]:
-			seen["del/"+p.Name] = true
-			marks = append(marks, mark{time.Now(), "delete " + p.Name})
-		case p.DeletionTimestamp == nil && podstate.IsReady(p) && p.Spec.Containers[0].Image == "example.com/agent:v2" && !seen["ready/"+p.Name]:
-			seen["ready/"+p.Name] = true
-			marks = append(marks, mark{time.Now(), "ready " + p.Name})
+	rec.Locked(func() {
+		rec.onEvent = func(p *corev1.Pod) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case p.DeletionTimestamp != nil && !seen["del/"+p.Name]:
+				seen["del/"+p.Name] = true
+				marks = append(marks, mark{time.Now(), "delete " + p.Name})
+			case p.DeletionTimestamp == nil && podstate.IsReady(p) && p.Spec.Containers[0].Image == "example.com/agent:v2" && !seen["ready/"+p.Name]:
+				seen["ready/"+p.Name] = true
+				marks = append(marks, mark{time.Now(), "ready " + p.Name})
+			}
 		}
-	}
-	rec.mu.Unlock()
-	modify(t, ds, setImage("example.com/agent:v2"))
+	})
+	framework.Modify(t, ds, setImage("example.com/agent:v2"))
 	if cur := waitReady(t, ds, 3); cur.Status.UpdatedNumberAvailable != 3 {
 		t.Fatalf("status: %+v", cur.Status)
 	}
-	rec.stop()
+	rec.Stop()
 	mu.Lock()
 	defer mu.Unlock()
 	var lastReady time.Time
@@ -269,7 +268,7 @@ func TestPartitionAndNodeSelectorForUpdate(t *testing.T) {
 	}
 
 	// Only the nodes the selector matches are updated.
-	modify(t, ds, func(d *appsv1alpha1.DaemonSet) {
+	framework.Modify(t, ds, func(d *appsv1alpha1.DaemonSet) {
 		d.Spec.Template.Spec.Containers[0].Image = "example.com/agent:v2"
 		rollingUpdate(d).Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"pool": "canary"}}
 	})
@@ -292,7 +291,7 @@ func TestPartitionAndNodeSelectorForUpdate(t *testing.T) {
 
 	// Without the selector, a partition of 1 keeps one node on the old
 	// revision.
-	modify(t, ds, func(d *appsv1alpha1.DaemonSet) {
+	framework.Modify(t, ds, func(d *appsv1alpha1.DaemonSet) {
 		rollingUpdate(d).Selector = nil
 		rollingUpdate(d).Partition = ptr.To(intstr.FromInt32(1))
 	})
@@ -309,7 +308,7 @@ func TestPartitionAndNodeSelectorForUpdate(t *testing.T) {
 	if onOld != 1 {
 		t.Fatalf("partition 1: %d nodes on the old revision", onOld)
 	}
-	modify(t, ds, func(d *appsv1alpha1.DaemonSet) { rollingUpdate(d).Partition = nil })
+	framework.Modify(t, ds, func(d *appsv1alpha1.DaemonSet) { rollingUpdate(d).Partition = nil })
 	if cur = waitReady(t, ds, 5); cur.Status.UpdatedNumberScheduled != 5 {
 		t.Fatalf("partition 0: %+v", cur.Status)
 	}
@@ -324,12 +323,12 @@ func TestPausedHoldsTheUpdate(t *testing.T) {
 	}))
 	before := waitOnNodes(t, ds, nodes...)
 	waitReady(t, ds, 3)
-	modify(t, ds, func(d *appsv1alpha1.DaemonSet) {
+	framework.Modify(t, ds, func(d *appsv1alpha1.DaemonSet) {
 		rollingUpdate(d).Paused = true
 		d.Spec.Template.Spec.Containers[0].Image = "example.com/agent:v2"
 	})
 	framework.Eventually(t, timeout, func() error {
-		cur := get(t, ds)
+		cur := framework.Get(t, ds)
 		c := condition(cur, appsv1alpha1.ConditionReady)
 		if cur.Status.ObservedGeneration != cur.Generation || c == nil || c.Reason != appsv1alpha1.ReasonPaused {
 			return fmt.Errorf("not paused: %+v", c)
@@ -348,7 +347,7 @@ func TestPausedHoldsTheUpdate(t *testing.T) {
 	if p := waitOnNodes(t, ds, all...)[joined]; p.Spec.Containers[0].Image != "example.com/agent:v2" {
 		t.Fatalf("a new node got %s while paused", p.Spec.Containers[0].Image)
 	}
-	modify(t, ds, func(d *appsv1alpha1.DaemonSet) { rollingUpdate(d).Paused = false })
+	framework.Modify(t, ds, func(d *appsv1alpha1.DaemonSet) { rollingUpdate(d).Paused = false })
 	if cur := waitReady(t, ds, 4); cur.Status.UpdatedNumberScheduled != 4 {
 		t.Fatalf("after resume: %+v", cur.Status)
 	}
@@ -365,10 +364,10 @@ func TestInPlaceUpdate(t *testing.T) {
 	before := waitOnNodes(t, ds, nodes...)
 	waitReady(t, ds, 3)
 	rec := record(t, e.ns, nodes, budget(1, 0))
-	modify(t, ds, setImage("example.com/agent:v2"))
+	framework.Modify(t, ds, setImage("example.com/agent:v2"))
 	cur := waitReady(t, ds, 3)
-	rec.stop()
-	rec.assertNoViolations(t)
+	rec.Stop()
+	rec.AssertNoViolations(t)
 	after := waitOnNodes(t, ds, nodes...)
 	for _, n := range nodes {
 		p, old := after[n], before[n]
@@ -378,10 +377,10 @@ func TestInPlaceUpdate(t *testing.T) {
 		if p.Spec.Containers[0].Image != "example.com/agent:v2" || p.Labels[revision.LabelRevisionHash] != cur.Status.UpdateRevision {
 			t.Fatalf("pod on %s not updated: %s %v", n, p.Spec.Containers[0].Image, p.Labels)
 		}
-		if got, was := containerStatus(&p, "agent").RestartCount, containerStatus(&old, "agent").RestartCount; got != was+1 {
+		if got, was := framework.ContainerStatus(&p, "agent").RestartCount, framework.ContainerStatus(&old, "agent").RestartCount; got != was+1 {
 			t.Fatalf("agent container on %s: restartCount %d -> %d, want one restart", n, was, got)
 		}
-		if got, was := containerStatus(&p, "exporter").RestartCount, containerStatus(&old, "exporter").RestartCount; got != was {
+		if got, was := framework.ContainerStatus(&p, "exporter").RestartCount, framework.ContainerStatus(&old, "exporter").RestartCount; got != was {
 			t.Fatalf("exporter container on %s restarted (%d -> %d)", n, was, got)
 		}
 		if seq := rec.gateSequence(p.Name); !containsFalseThenTrue(seq) {
@@ -390,7 +389,7 @@ func TestInPlaceUpdate(t *testing.T) {
 	}
 
 	// A change that cannot go in place recreates the pods.
-	modify(t, ds, func(d *appsv1alpha1.DaemonSet) {
+	framework.Modify(t, ds, func(d *appsv1alpha1.DaemonSet) {
 		d.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "MODE", Value: "verbose"}}
 	})
 	waitReady(t, ds, 3)
@@ -424,7 +423,7 @@ func TestPreDeleteHook(t *testing.T) {
 	}))
 	before := waitOnNodes(t, ds, nodes...)
 	waitReady(t, ds, 2)
-	modify(t, ds, setImage("example.com/agent:v2"))
+	framework.Modify(t, ds, setImage("example.com/agent:v2"))
 
 	for i := range nodes {
 		// One pod at a time waits in PreparingDelete, not ready, and is not
@@ -480,7 +479,7 @@ func TestPreDeleteHook(t *testing.T) {
 // TestExampleAppliesAndKubectl runs alone (not parallel): the example
 // selects every Linux node of the cluster.
 func TestExampleAppliesAndKubectl(t *testing.T) {
-	requireManager(t)
+	framework.RequireManager(t)
 	ns := framework.Namespace(t)
 	root, err := framework.RepoRoot()
 	if err != nil {
@@ -505,12 +504,12 @@ func TestExampleAppliesAndKubectl(t *testing.T) {
 	if len(nodes.Items) == 0 {
 		t.Fatal("no Linux node in the cluster")
 	}
-	kubectl(t, "-n", ns, "wait", "--for=condition=Ready", "ads/log-agent", "--timeout=90s")
-	cur := get(t, ds)
+	framework.Kubectl(t, "-n", ns, "wait", "--for=condition=Ready", "ads/log-agent", "--timeout=90s")
+	cur := framework.Get(t, ds)
 	if cur.Status.DesiredNumberScheduled != int32(len(nodes.Items)) || cur.Status.NumberAvailable != cur.Status.DesiredNumberScheduled {
 		t.Fatalf("example status on %d nodes: %+v", len(nodes.Items), cur.Status)
 	}
-	out := kubectl(t, "-n", ns, "get", "ads", "log-agent", "-o", "wide")
+	out := framework.Kubectl(t, "-n", ns, "get", "ads", "log-agent", "-o", "wide")
 	for _, col := range []string{"DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "STATUS", "AGE", "STRATEGY", "IMAGE", "InPlaceIfPossible", "fluent/fluent-bit:3.0"} {
 		if !strings.Contains(out, col) {
 			t.Fatalf("kubectl get ads -o wide lacks %s:\n%s", col, out)
@@ -519,25 +518,4 @@ func TestExampleAppliesAndKubectl(t *testing.T) {
 	if err := framework.Client().Delete(context.Background(), ds); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func kubectl(t *testing.T, args ...string) string {
-	t.Helper()
-	bin := "kubectl"
-	if root, err := framework.RepoRoot(); err == nil {
-		if p := filepath.Join(root, "bin", "kubectl"); fileExists(p) {
-			bin = p
-		}
-	}
-	cmd := exec.Command(bin, append([]string{"--kubeconfig", framework.Cluster().KubeconfigPath()}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }

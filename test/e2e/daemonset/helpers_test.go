@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,11 +13,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
-	"github.com/drover-dev/drover/internal/inplace"
 	"github.com/drover-dev/drover/internal/nodeplacement"
 	"github.com/drover-dev/drover/internal/podstate"
 	"github.com/drover-dev/drover/test/e2e/framework"
@@ -31,13 +28,6 @@ const timeout = 90 * time.Second
 // node.
 const testKey = "e2e.drover.dev/ds-test"
 
-func requireManager(t *testing.T) {
-	t.Helper()
-	if ok, why := framework.Manager().Available(); !ok {
-		t.Fatalf("drover-manager is required: %s (run 'make build')", why)
-	}
-}
-
 // env is one test's namespace and simulated nodes.
 type env struct {
 	t     *testing.T
@@ -49,7 +39,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	requireManager(t)
+	framework.RequireManager(t)
 	e := &env{t: t, ns: framework.Namespace(t)}
 	t.Cleanup(func() {
 		for _, n := range e.nodes {
@@ -151,29 +141,7 @@ func (e *env) daemonSet(name string, opts ...option) *appsv1alpha1.DaemonSet {
 
 func (e *env) create(ds *appsv1alpha1.DaemonSet) *appsv1alpha1.DaemonSet {
 	e.t.Helper()
-	if err := framework.Client().Create(context.Background(), ds); err != nil {
-		e.t.Fatalf("create daemonset: %v", err)
-	}
-	return ds
-}
-
-func get(t *testing.T, ds *appsv1alpha1.DaemonSet) *appsv1alpha1.DaemonSet {
-	t.Helper()
-	out := &appsv1alpha1.DaemonSet{}
-	if err := framework.Client().Get(context.Background(), client.ObjectKeyFromObject(ds), out); err != nil {
-		t.Fatalf("get daemonset: %v", err)
-	}
-	return out
-}
-
-// modify applies f to the latest DaemonSet, retrying on conflicts.
-func modify(t *testing.T, ds *appsv1alpha1.DaemonSet, f func(*appsv1alpha1.DaemonSet)) {
-	t.Helper()
-	framework.Eventually(t, 10*time.Second, func() error {
-		cur := get(t, ds)
-		f(cur)
-		return framework.Client().Update(context.Background(), cur)
-	})
+	return framework.Create(e.t, ds)
 }
 
 func rollingUpdate(ds *appsv1alpha1.DaemonSet) *appsv1alpha1.RollingUpdateDaemonSet {
@@ -245,29 +213,19 @@ func waitOnNodes(t *testing.T, ds *appsv1alpha1.DaemonSet, nodes ...string) map[
 // desired nodes.
 func waitReady(t *testing.T, ds *appsv1alpha1.DaemonSet, desired int32) *appsv1alpha1.DaemonSet {
 	t.Helper()
-	var cur *appsv1alpha1.DaemonSet
-	framework.Eventually(t, timeout, func() error {
-		cur = get(t, ds)
-		c := meta.FindStatusCondition(cur.Status.Conditions, appsv1alpha1.ConditionReady)
-		if cur.Status.ObservedGeneration != cur.Generation || c == nil || c.Status != metav1.ConditionTrue || cur.Status.DesiredNumberScheduled != desired {
+	return framework.WaitFor(t, timeout, ds, func(cur *appsv1alpha1.DaemonSet) error {
+		if err := framework.NotReady(cur, cur.Status.ObservedGeneration, cur.Status.Conditions); err != nil {
+			return err
+		}
+		if cur.Status.DesiredNumberScheduled != desired {
 			return fmt.Errorf("daemonset %s not ready on %d nodes: %+v", ds.Name, desired, cur.Status)
 		}
 		return nil
 	})
-	return cur
 }
 
 func condition(ds *appsv1alpha1.DaemonSet, t string) *metav1.Condition {
 	return meta.FindStatusCondition(ds.Status.Conditions, t)
-}
-
-func containerStatus(p *corev1.Pod, name string) corev1.ContainerStatus {
-	for _, s := range p.Status.ContainerStatuses {
-		if s.Name == name {
-			return s
-		}
-	}
-	return corev1.ContainerStatus{}
 }
 
 // nodeState is what a node shows of a DaemonSet at one moment: its live
@@ -276,86 +234,42 @@ type nodeState struct {
 	live, ready int
 }
 
-// recorder watches a namespace's pods from a consistent list onwards and
-// checks an invariant over the per-node state after every event; it also
-// keeps each pod's readiness gate statuses, the largest number of nodes
-// that ran two pods at once and the largest number without a ready pod.
+// recorder is the pod recorder of the DaemonSet tests: it checks an
+// invariant over the per-node state after every event; it also keeps each
+// pod's readiness gate statuses, the largest number of nodes that ran two
+// pods at once and the largest number without a ready pod.
 type recorder struct {
-	mu        sync.Mutex
-	pods      map[string]*corev1.Pod
-	gates     map[string][]corev1.ConditionStatus
-	events    int
+	*framework.PodRecorder
+	gates     *framework.GateHistory
 	maxDouble int
 	maxDown   int
-	check     func(nodes map[string]nodeState) error
-	// onEvent, when set, sees every pod event (under the recorder's lock).
-	onEvent    func(p *corev1.Pod)
-	violations []string
-	stop       func()
+	// onEvent, when set (through Locked), sees every pod event.
+	onEvent func(p *corev1.Pod)
 }
 
 // record watches ns; nodes are the nodes whose state is checked (a node
 // with no live pod counts).
 func record(t *testing.T, ns string, nodes []string, check func(map[string]nodeState) error) *recorder {
 	t.Helper()
-	r := &recorder{pods: map[string]*corev1.Pod{}, gates: map[string][]corev1.ConditionStatus{}, check: check}
-	ctx, cancel := context.WithCancel(context.Background())
-	api := framework.Clientset().CoreV1().Pods(ns)
-	list, err := api.List(ctx, metav1.ListOptions{})
-	if err != nil {
-		cancel()
-		t.Fatalf("list pods: %v", err)
-	}
-	r.mu.Lock()
-	for i := range list.Items {
-		r.remember(&list.Items[i])
-	}
-	r.mu.Unlock()
-	w, err := api.Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
-	if err != nil {
-		cancel()
-		t.Fatalf("watch pods: %v", err)
-	}
-	done := make(chan struct{})
-	var once sync.Once
-	r.stop = func() { once.Do(func() { cancel(); w.Stop(); <-done }) }
-	go func() {
-		defer close(done)
-		for ev := range w.ResultChan() {
-			if p, ok := ev.Object.(*corev1.Pod); ok {
-				r.observe(ev.Type, p, nodes)
-			}
+	r := &recorder{gates: framework.NewGateHistory()}
+	r.PodRecorder = framework.RecordPods(t, ns, func(_ framework.PodEvent, pods map[string]*corev1.Pod) error {
+		return r.checkNodes(pods, nodes, check)
+	}, r.gates.Observe, func(ev framework.PodEvent) {
+		if ev.Index > 0 && r.onEvent != nil {
+			r.onEvent(ev.Pod)
 		}
-	}()
-	t.Cleanup(r.stop)
+	})
 	return r
 }
 
-func (r *recorder) remember(p *corev1.Pod) {
-	r.pods[p.Name] = p
-	g := inplace.GateStatus(p)
-	if seq := r.gates[p.Name]; g != "" && (len(seq) == 0 || seq[len(seq)-1] != g) {
-		r.gates[p.Name] = append(seq, g)
-	}
-}
-
-func (r *recorder) observe(typ watch.EventType, p *corev1.Pod, nodes []string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events++
-	if r.onEvent != nil {
-		r.onEvent(p)
-	}
-	if typ == watch.Deleted {
-		delete(r.pods, p.Name)
-	} else {
-		r.remember(p)
-	}
+// checkNodes runs check on the per-node state of pods (under the
+// recorder's lock).
+func (r *recorder) checkNodes(pods map[string]*corev1.Pod, nodes []string, check func(map[string]nodeState) error) error {
 	state := map[string]nodeState{}
 	for _, n := range nodes {
 		state[n] = nodeState{}
 	}
-	for _, q := range r.pods {
+	for _, q := range pods {
 		if q.DeletionTimestamp != nil {
 			continue
 		}
@@ -377,26 +291,15 @@ func (r *recorder) observe(typ watch.EventType, p *corev1.Pod, nodes []string) {
 		}
 	}
 	r.maxDouble, r.maxDown = max(r.maxDouble, double), max(r.maxDown, down)
-	if r.check != nil {
-		if err := r.check(state); err != nil && len(r.violations) < 20 {
-			r.violations = append(r.violations, fmt.Sprintf("event %d (%s %s): %v", r.events, typ, p.Name, err))
-		}
+	if check == nil {
+		return nil
 	}
+	return check(state)
 }
 
-func (r *recorder) assertNoViolations(t *testing.T) {
-	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.violations) > 0 {
-		t.Fatalf("invariant violated %d times, first: %s", len(r.violations), strings.Join(r.violations, "\n"))
-	}
-}
-
-func (r *recorder) gateSequence(name string) []corev1.ConditionStatus {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]corev1.ConditionStatus(nil), r.gates[name]...)
+func (r *recorder) gateSequence(name string) (out []corev1.ConditionStatus) {
+	r.Locked(func() { out = r.gates.Sequence(name) })
+	return out
 }
 
 // budget checks that at most maxDown of the nodes have no ready live pod

@@ -30,13 +30,6 @@ const timeout = 90 * time.Second
 
 func ctx() context.Context { return context.Background() }
 
-func requireManager(t *testing.T) {
-	t.Helper()
-	if ok, why := framework.Manager().Available(); !ok {
-		t.Fatalf("drover-manager is required: %s (run 'make build')", why)
-	}
-}
-
 // uniq returns a short random suffix: SidecarSets are cluster-scoped, so
 // each test selects its own label values.
 func uniq(prefix string) string { return prefix + "-" + rand.String(5) }
@@ -59,7 +52,7 @@ func sidecar(name, image string) appsv1alpha1.SidecarContainer {
 // until the API server calls the webhook for the pods it selects.
 func createSidecarSet(t *testing.T, ss *appsv1alpha1.SidecarSet) *appsv1alpha1.SidecarSet {
 	t.Helper()
-	requireManager(t)
+	framework.RequireManager(t)
 	if err := framework.Client().Create(ctx(), ss); err != nil {
 		t.Fatalf("create SidecarSet: %v", err)
 	}

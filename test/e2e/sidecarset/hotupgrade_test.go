@@ -26,7 +26,7 @@ func serving(p *corev1.Pod, name, empty string) string {
 // state the API server went through, each pod has a slot serving the
 // sidecar; the application container never restarts.
 func TestHotUpgradeNeverLeavesThePodWithoutSidecar(t *testing.T) {
-	requireManager(t)
+	framework.RequireManager(t)
 	ns := framework.Namespace(t)
 	app := uniq("hot")
 	const empty = "example.com/empty:v1"

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 // injects fluent-bit into the pods labelled app=web-frontend, before the
 // application container; other pods are left alone.
 func TestBriefExampleInjectsOnPodCreation(t *testing.T) {
-	requireManager(t)
+	framework.RequireManager(t)
 	ns := framework.Namespace(t)
 	u := readExample(t, "sidecarset.yaml")
 	if err := framework.Client().Create(ctx(), u); err != nil {
@@ -80,7 +80,7 @@ func TestBriefExampleInjectsOnPodCreation(t *testing.T) {
 // native sidecar (init container with restartPolicy Always) and a regular
 // init container, a HotUpgrade sidecar's two slots, and namespaceSelector.
 func TestInjectionFeatures(t *testing.T) {
-	requireManager(t)
+	framework.RequireManager(t)
 	ns := framework.Namespace(t)
 	app := uniq("feat")
 	team := uniq("team")
@@ -195,7 +195,7 @@ func TestInjectionFeatures(t *testing.T) {
 // SidecarSet scoped by its selectors (never kube-system), updated when the
 // selectors change, removed with the SidecarSet.
 func TestWebhookConfigurationIsScoped(t *testing.T) {
-	requireManager(t)
+	framework.RequireManager(t)
 	name := uniq("scoped")
 	ss := newSidecarSet(name, map[string]string{"app": name}, sidecar("s", "example.com/s:v1"))
 	ss.Spec.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"mesh": "on"}}
@@ -242,7 +242,7 @@ func portOf(addr string) string {
 // webhook, rather than created without its sidecar. Once the manager is
 // back the same pod is created with its sidecar.
 func TestManagerDownOnlySelectedPodsWait(t *testing.T) {
-	requireManager(t)
+	framework.RequireManager(t)
 	ns := framework.Namespace(t)
 	name := uniq("guarded")
 	ss := createSidecarSet(t, newSidecarSet(name, map[string]string{"app": name}, sidecar("guard", "example.com/guard:v1")))

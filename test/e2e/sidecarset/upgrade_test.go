@@ -106,7 +106,7 @@ func sidecarUnavailable(app string) func(map[string]*corev1.Pod) (int, error) {
 // containers' restart counts do not move, and the CloneSet's own revision
 // is untouched.
 func TestColdUpgradeInPlace(t *testing.T) {
-	requireManager(t)
+	framework.RequireManager(t)
 	ns := framework.Namespace(t)
 	app := uniq("cold")
 	ss := newSidecarSet(app, map[string]string{"app": app}, sidecar("logger", "example.com/logger:v1"))
@@ -187,7 +187,7 @@ func TestColdUpgradeInPlace(t *testing.T) {
 // partition, updateStrategy.selector, paused and NotUpdate each hold pods
 // on their old sidecars; status says how many are updated and expected.
 func TestUpgradeStrategyControls(t *testing.T) {
-	requireManager(t)
+	framework.RequireManager(t)
 	ns := framework.Namespace(t)
 	app := uniq("ctl")
 	ss := newSidecarSet(app, map[string]string{"app": app}, sidecar("agent", "example.com/agent:v1"))
@@ -281,7 +281,7 @@ func TestUpgradeStrategyControls(t *testing.T) {
 // The brief's per-container upgrade.maxUnavailable caps the pods upgraded
 // at once below updateStrategy.maxUnavailable.
 func TestContainerMaxUnavailable(t *testing.T) {
-	requireManager(t)
+	framework.RequireManager(t)
 	ns := framework.Namespace(t)
 	app := uniq("cap")
 	sc := sidecar("fluent-bit", "example.com/fluent-bit:3.0")
@@ -317,7 +317,7 @@ func TestContainerMaxUnavailable(t *testing.T) {
 // in place like a container: it restarts with its new image while the
 // application container keeps running.
 func TestNativeSidecarUpgradeInPlace(t *testing.T) {
-	requireManager(t)
+	framework.RequireManager(t)
 	ns := framework.Namespace(t)
 	app := uniq("native")
 	ss := newSidecarSet(app, map[string]string{"app": app})

@@ -8,12 +8,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -92,36 +88,6 @@ func setEnv(value string) func(*appsv1alpha1.StatefulSet) {
 	}
 }
 
-func create(t *testing.T, set *appsv1alpha1.StatefulSet) *appsv1alpha1.StatefulSet {
-	t.Helper()
-	if ok, why := framework.Manager().Available(); !ok {
-		t.Fatalf("drover-manager is required: %s (run 'make build')", why)
-	}
-	if err := framework.Client().Create(context.Background(), set); err != nil {
-		t.Fatalf("create StatefulSet: %v", err)
-	}
-	return set
-}
-
-func get(t *testing.T, set *appsv1alpha1.StatefulSet) *appsv1alpha1.StatefulSet {
-	t.Helper()
-	out := &appsv1alpha1.StatefulSet{}
-	if err := framework.Client().Get(context.Background(), client.ObjectKeyFromObject(set), out); err != nil {
-		t.Fatalf("get StatefulSet: %v", err)
-	}
-	return out
-}
-
-// modify applies f to the latest set, retrying on conflicts.
-func modify(t *testing.T, set *appsv1alpha1.StatefulSet, f func(*appsv1alpha1.StatefulSet)) {
-	t.Helper()
-	framework.Eventually(t, 10*time.Second, func() error {
-		cur := get(t, set)
-		f(cur)
-		return framework.Client().Update(context.Background(), cur)
-	})
-}
-
 // pods lists the set's live pods in ordinal order.
 func pods(t *testing.T, set *appsv1alpha1.StatefulSet) []corev1.Pod {
 	t.Helper()
@@ -169,32 +135,22 @@ func waitNames(t *testing.T, set *appsv1alpha1.StatefulSet, want ...string) {
 // waitReady waits until the set reports Ready for its current generation.
 func waitReady(t *testing.T, set *appsv1alpha1.StatefulSet) *appsv1alpha1.StatefulSet {
 	t.Helper()
-	var cur *appsv1alpha1.StatefulSet
-	framework.Eventually(t, timeout, func() error {
-		cur = get(t, set)
-		c := meta.FindStatusCondition(cur.Status.Conditions, appsv1alpha1.ConditionReady)
-		if cur.Status.ObservedGeneration != cur.Generation || c == nil || c.Status != metav1.ConditionTrue {
-			return fmt.Errorf("%s not ready: %+v", set.Name, cur.Status)
-		}
-		return nil
+	return framework.WaitFor(t, timeout, set, func(cur *appsv1alpha1.StatefulSet) error {
+		return framework.NotReady(cur, cur.Status.ObservedGeneration, cur.Status.Conditions)
 	})
-	return cur
 }
 
 // waitReason waits until the set's Ready condition, for its current
 // generation, has reason.
 func waitReason(t *testing.T, set *appsv1alpha1.StatefulSet, reason string) *appsv1alpha1.StatefulSet {
 	t.Helper()
-	var cur *appsv1alpha1.StatefulSet
-	framework.Eventually(t, timeout, func() error {
-		cur = get(t, set)
+	return framework.WaitFor(t, timeout, set, func(cur *appsv1alpha1.StatefulSet) error {
 		c := meta.FindStatusCondition(cur.Status.Conditions, appsv1alpha1.ConditionReady)
 		if cur.Status.ObservedGeneration != cur.Generation || c == nil || c.Reason != reason {
 			return fmt.Errorf("%s: Ready %+v, want reason %s", set.Name, c, reason)
 		}
 		return nil
 	})
-	return cur
 }
 
 func condition(set *appsv1alpha1.StatefulSet, typ string) *metav1.Condition {
@@ -203,46 +159,13 @@ func condition(set *appsv1alpha1.StatefulSet, typ string) *metav1.Condition {
 
 func rev(p *corev1.Pod) string { return p.Labels[revision.LabelRevisionHash] }
 
-func patchPod(t *testing.T, ns, name, patch string) {
-	t.Helper()
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-	if err := framework.Client().Patch(context.Background(), p, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
-		t.Fatalf("patch pod %s: %v", name, err)
-	}
-}
-
-func firstNode(t *testing.T) string {
-	t.Helper()
-	var nodes corev1.NodeList
-	if err := framework.Client().List(context.Background(), &nodes); err != nil || len(nodes.Items) == 0 {
-		t.Fatalf("list nodes: %v", err)
-	}
-	return nodes.Items[0].Name
-}
-
-func kubectl(t *testing.T, args ...string) string {
-	t.Helper()
-	bin := "kubectl"
-	if root, err := framework.RepoRoot(); err == nil {
-		if p := filepath.Join(root, "bin", "kubectl"); func() bool { _, err := os.Stat(p); return err == nil }() {
-			bin = p
-		}
-	}
-	out, err := exec.Command(bin, append([]string{"--kubeconfig", framework.Cluster().KubeconfigPath()}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 // podLog records every pod event of a namespace, from a consistent list
 // onwards, so that a test can replay the history afterwards and check an
 // invariant at every step.
 type podLog struct {
-	mu     sync.Mutex
+	*framework.PodRecorder
 	start  []*corev1.Pod
 	events []podEvent
-	stop   func()
 }
 
 type podEvent struct {
@@ -252,58 +175,36 @@ type podEvent struct {
 
 func watchPods(t *testing.T, ns string) *podLog {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	api := framework.Clientset().CoreV1().Pods(ns)
-	list, err := api.List(ctx, metav1.ListOptions{})
-	if err != nil {
-		cancel()
-		t.Fatalf("list pods: %v", err)
-	}
-	w, err := api.Watch(ctx, metav1.ListOptions{ResourceVersion: list.ResourceVersion})
-	if err != nil {
-		cancel()
-		t.Fatalf("watch pods: %v", err)
-	}
 	l := &podLog{}
-	for i := range list.Items {
-		l.start = append(l.start, &list.Items[i])
-	}
-	done := make(chan struct{})
-	var once sync.Once
-	l.stop = func() { once.Do(func() { cancel(); w.Stop(); <-done }) }
-	go func() {
-		defer close(done)
-		for ev := range w.ResultChan() {
-			if p, ok := ev.Object.(*corev1.Pod); ok {
-				l.mu.Lock()
-				l.events = append(l.events, podEvent{typ: ev.Type, pod: p})
-				l.mu.Unlock()
-			}
+	l.PodRecorder = framework.RecordPods(t, ns, nil, func(ev framework.PodEvent) {
+		if ev.Index == 0 {
+			l.start = append(l.start, ev.Pod)
+			return
 		}
-	}()
-	t.Cleanup(l.stop)
+		l.events = append(l.events, podEvent{typ: ev.Type, pod: ev.Pod})
+	})
 	return l
 }
 
 // mark returns the number of events so far: replay from a mark skips
 // what happened before.
-func (l *podLog) mark() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.events)
+func (l *podLog) mark() (n int) {
+	l.Locked(func() { n = len(l.events) })
+	return n
 }
 
 // replay calls visit for every event from index from on, with the live
 // pods (by name) as they were just before the event. It stops at the first
 // error.
 func (l *podLog) replay(from int, visit func(ev podEvent, before map[string]*corev1.Pod) error) error {
-	l.mu.Lock()
-	events := append([]podEvent(nil), l.events...)
-	l.mu.Unlock()
+	var events []podEvent
 	state := map[string]*corev1.Pod{}
-	for _, p := range l.start {
-		state[p.Name] = p
-	}
+	l.Locked(func() {
+		events = append(events, l.events...)
+		for _, p := range l.start {
+			state[p.Name] = p
+		}
+	})
 	for i, ev := range events {
 		if i >= from {
 			if err := visit(ev, state); err != nil {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -35,9 +34,9 @@ func TestBriefExampleWithKubectl(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kubectl(t, "-n", ns, "apply", "--server-side", "-f", filepath.Join(root, "examples", "statefulset.yaml"))
-	kubectl(t, "-n", ns, "wait", "--for=condition=Ready", "asts/database-cluster", "--timeout=90s")
-	set := get(t, &appsv1alpha1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "database-cluster"}})
+	framework.Kubectl(t, "-n", ns, "apply", "--server-side", "-f", filepath.Join(root, "examples", "statefulset.yaml"))
+	framework.Kubectl(t, "-n", ns, "wait", "--for=condition=Ready", "asts/database-cluster", "--timeout=90s")
+	set := framework.Get(t, &appsv1alpha1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "database-cluster"}})
 	ps := pods(t, set)
 	if got := strings.Join(names(ps), ","); got != "database-cluster-0,database-cluster-1,database-cluster-2" {
 		t.Fatalf("pods %s", got)
@@ -51,7 +50,7 @@ func TestBriefExampleWithKubectl(t *testing.T) {
 	if set.Status.LabelSelector != "apps.drover.dev/statefulset=database-cluster" || set.Status.ReadyReplicas != 3 {
 		t.Fatalf("status %+v", set.Status)
 	}
-	out := kubectl(t, "-n", ns, "get", "asts", "database-cluster")
+	out := framework.Kubectl(t, "-n", ns, "get", "asts", "database-cluster")
 	for _, col := range []string{"DESIRED", "CURRENT", "UPDATED", "READY", "AVAILABLE", "STATUS", "AGE"} {
 		if !strings.Contains(out, col) {
 			t.Fatalf("printer columns lack %s:\n%s", col, out)
@@ -59,8 +58,8 @@ func TestBriefExampleWithKubectl(t *testing.T) {
 	}
 	// The scale subresource: kubectl scale (and HPA) work although the
 	// example has no selector.
-	kubectl(t, "-n", ns, "scale", "asts/database-cluster", "--replicas=4")
-	kubectl(t, "-n", ns, "wait", "--for=jsonpath={.status.availableReplicas}=4", "asts/database-cluster", "--timeout=90s")
+	framework.Kubectl(t, "-n", ns, "scale", "asts/database-cluster", "--replicas=4")
+	framework.Kubectl(t, "-n", ns, "wait", "--for=jsonpath={.status.availableReplicas}=4", "asts/database-cluster", "--timeout=90s")
 	waitNames(t, set, "database-cluster-0", "database-cluster-1", "database-cluster-2", "database-cluster-3")
 }
 
@@ -72,12 +71,12 @@ func TestOrderedReadyScaleUpAndDown(t *testing.T) {
 	log := watchPods(t, ns)
 	// kwok's stages take half a second to make a pod ready, so a
 	// controller that did not wait would be caught creating the next one.
-	set := create(t, newSet(ns, "ordered", 4))
+	set := framework.Create(t, newSet(ns, "ordered", 4))
 	waitReady(t, set)
-	modify(t, set, func(s *appsv1alpha1.StatefulSet) { s.Spec.Replicas = ptr.To[int32](1) })
+	framework.Modify(t, set, func(s *appsv1alpha1.StatefulSet) { s.Spec.Replicas = ptr.To[int32](1) })
 	waitNames(t, set, "ordered-0")
 	waitReady(t, set)
-	log.stop()
+	log.Stop()
 
 	var created, terminated []string
 	err := log.replay(0, func(ev podEvent, before map[string]*corev1.Pod) error {
@@ -119,7 +118,7 @@ func TestOrderedReadyScaleUpAndDown(t *testing.T) {
 func TestParallelDoesNotWait(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	set := create(t, newSet(ns, "par", 3, parallel, func(s *appsv1alpha1.StatefulSet) {
+	set := framework.Create(t, newSet(ns, "par", 3, parallel, func(s *appsv1alpha1.StatefulSet) {
 		s.Spec.Template.Annotations = map[string]string{"kwok.drover.dev/ready": "false"}
 	}))
 	waitNames(t, set, "par-0", "par-1", "par-2")
@@ -129,7 +128,7 @@ func TestParallelDoesNotWait(t *testing.T) {
 		}
 	}
 	framework.Eventually(t, timeout, func() error {
-		cur := get(t, set)
+		cur := framework.Get(t, set)
 		c := condition(cur, appsv1alpha1.ConditionReady)
 		if cur.Status.Replicas != 3 || c == nil || c.Status != metav1.ConditionFalse {
 			return fmt.Errorf("a set of 3 unready pods: Ready %+v, status %+v", c, cur.Status)
@@ -137,12 +136,12 @@ func TestParallelDoesNotWait(t *testing.T) {
 		return nil
 	})
 	// The same spec with OrderedReady stops at the first pod.
-	ordered := create(t, newSet(ns, "ord", 3, func(s *appsv1alpha1.StatefulSet) {
+	ordered := framework.Create(t, newSet(ns, "ord", 3, func(s *appsv1alpha1.StatefulSet) {
 		s.Spec.Template.Annotations = map[string]string{"kwok.drover.dev/ready": "false"}
 	}))
 	waitNames(t, ordered, "ord-0")
 	framework.Eventually(t, timeout, func() error {
-		c := condition(get(t, ordered), appsv1alpha1.ConditionReady)
+		c := condition(framework.Get(t, ordered), appsv1alpha1.ConditionReady)
 		if c == nil || !strings.Contains(c.Message, "waiting for pod ord-0 to become available") {
 			return fmt.Errorf("Ready condition does not say what it waits for: %+v", c)
 		}
@@ -158,18 +157,18 @@ func TestParallelDoesNotWait(t *testing.T) {
 func TestOrdinalsStartAndReserve(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	set := create(t, newSet(ns, "res", 3, func(s *appsv1alpha1.StatefulSet) {
+	set := framework.Create(t, newSet(ns, "res", 3, func(s *appsv1alpha1.StatefulSet) {
 		s.Spec.Ordinals = &appsv1alpha1.StatefulSetOrdinals{Start: 5}
 	}))
 	waitNames(t, set, "res-5", "res-6", "res-7")
 	waitReady(t, set)
 	log := watchPods(t, ns)
-	modify(t, set, func(s *appsv1alpha1.StatefulSet) {
+	framework.Modify(t, set, func(s *appsv1alpha1.StatefulSet) {
 		s.Spec.ReserveOrdinals = []intstr.IntOrString{intstr.FromInt32(6), intstr.FromString("8-9")}
 	})
 	waitNames(t, set, "res-5", "res-7", "res-10")
 	cur := waitReady(t, set)
-	log.stop()
+	log.Stop()
 	if cur.Status.Replicas != 3 || cur.Status.AvailableReplicas != 3 {
 		t.Fatalf("status %+v", cur.Status)
 	}
@@ -213,26 +212,11 @@ func claimOf(p *corev1.Pod, name string) string {
 	return ""
 }
 
-func claims(t *testing.T, ns string) map[string]string {
-	t.Helper()
-	var list corev1.PersistentVolumeClaimList
-	if err := framework.Client().List(context.Background(), &list, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, c := range list.Items {
-		if c.DeletionTimestamp == nil {
-			out[c.Name] = string(c.UID)
-		}
-	}
-	return out
-}
-
 func waitClaims(t *testing.T, ns string, want ...string) map[string]string {
 	t.Helper()
 	var got map[string]string
 	framework.Eventually(t, timeout, func() error {
-		got = claims(t, ns)
+		got = framework.ClaimUIDs(t, ns)
 		if len(got) != len(want) {
 			return fmt.Errorf("claims %v, want %v", got, want)
 		}
@@ -252,11 +236,11 @@ func waitClaims(t *testing.T, ns string, want ...string) map[string]string {
 func TestClaimsKeptAcrossUpdatesAndRecreation(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	set := create(t, newSet(ns, "keep", 2, parallel, claimTemplate, onNode(firstNode(t))))
+	set := framework.Create(t, newSet(ns, "keep", 2, parallel, claimTemplate, onNode(framework.FirstNode(t))))
 	first := waitReady(t, set)
-	before := claims(t, ns)
+	before := framework.ClaimUIDs(t, ns)
 	oldPods := pods(t, set)
-	modify(t, set, setEnv("recreate"))
+	framework.Modify(t, set, setEnv("recreate"))
 	cur := waitReady(t, set)
 	for i, p := range pods(t, set) {
 		if p.UID == oldPods[i].UID || rev(&p) != cur.Status.UpdateRevision {
@@ -266,14 +250,14 @@ func TestClaimsKeptAcrossUpdatesAndRecreation(t *testing.T) {
 			t.Fatalf("pod %s mounts claim %q as volume data", p.Name, claim)
 		}
 	}
-	if after := claims(t, ns); fmt.Sprint(after) != fmt.Sprint(before) {
+	if after := framework.ClaimUIDs(t, ns); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Fatalf("claims replaced by the update: %v -> %v", before, after)
 	}
 	if first.Status.UpdateRevision == cur.Status.UpdateRevision {
 		t.Fatal("no new revision")
 	}
 	// Retain (default): scale-down and deletion keep every claim.
-	modify(t, set, func(s *appsv1alpha1.StatefulSet) { s.Spec.Replicas = ptr.To[int32](1) })
+	framework.Modify(t, set, func(s *appsv1alpha1.StatefulSet) { s.Spec.Replicas = ptr.To[int32](1) })
 	waitNames(t, set, "keep-0")
 	if err := framework.Client().Delete(context.Background(), cur); err != nil {
 		t.Fatal(err)
@@ -284,7 +268,7 @@ func TestClaimsKeptAcrossUpdatesAndRecreation(t *testing.T) {
 		}
 		return nil
 	})
-	if after := claims(t, ns); fmt.Sprint(after) != fmt.Sprint(before) {
+	if after := framework.ClaimUIDs(t, ns); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Fatalf("Retain: claims %v -> %v", before, after)
 	}
 }
@@ -296,7 +280,7 @@ func TestClaimsKeptAcrossUpdatesAndRecreation(t *testing.T) {
 func TestClaimRetentionDelete(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	set := create(t, newSet(ns, "ret", 3, parallel, claimTemplate, onNode(firstNode(t)), func(s *appsv1alpha1.StatefulSet) {
+	set := framework.Create(t, newSet(ns, "ret", 3, parallel, claimTemplate, onNode(framework.FirstNode(t)), func(s *appsv1alpha1.StatefulSet) {
 		s.Spec.PersistentVolumeClaimRetentionPolicy = &appsv1alpha1.StatefulSetPersistentVolumeClaimRetentionPolicy{
 			WhenDeleted: appsv1alpha1.DeletePersistentVolumeClaimRetentionPolicyType,
 			WhenScaled:  appsv1alpha1.DeletePersistentVolumeClaimRetentionPolicyType,
@@ -304,7 +288,7 @@ func TestClaimRetentionDelete(t *testing.T) {
 	}))
 	waitReady(t, set)
 	kept := waitClaims(t, ns, "data-ret-0", "data-ret-1", "data-ret-2")
-	modify(t, set, func(s *appsv1alpha1.StatefulSet) { s.Spec.Replicas = ptr.To[int32](1) })
+	framework.Modify(t, set, func(s *appsv1alpha1.StatefulSet) { s.Spec.Replicas = ptr.To[int32](1) })
 	waitNames(t, set, "ret-0")
 	left := waitClaims(t, ns, "data-ret-0")
 	if left["data-ret-0"] != kept["data-ret-0"] {
@@ -325,21 +309,11 @@ func TestClaimRetentionDelete(t *testing.T) {
 func TestHPAScalesWithoutSelector(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	set := create(t, newSet(ns, "hpa", 1, parallel))
+	set := framework.Create(t, newSet(ns, "hpa", 1, parallel))
 	waitReady(t, set)
-	hpa := &autoscalingv2.HorizontalPodAutoscaler{
-		ObjectMeta: metav1.ObjectMeta{Name: "hpa", Namespace: ns},
-		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
-			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps.drover.dev/v1alpha1", Kind: "StatefulSet", Name: "hpa"},
-			MinReplicas:    ptr.To[int32](3),
-			MaxReplicas:    5,
-		},
-	}
-	if err := framework.Client().Create(context.Background(), hpa); err != nil {
-		t.Fatal(err)
-	}
+	framework.CreateHPA(t, ns, "StatefulSet", "hpa", 3, 5)
 	framework.Eventually(t, 2*timeout, func() error {
-		cur := get(t, set)
+		cur := framework.Get(t, set)
 		if ptr.Deref(cur.Spec.Replicas, 0) != 3 || cur.Status.AvailableReplicas != 3 {
 			return fmt.Errorf("replicas %d, available %d", ptr.Deref(cur.Spec.Replicas, 0), cur.Status.AvailableReplicas)
 		}
@@ -355,16 +329,16 @@ func TestMinReadySeconds(t *testing.T) {
 	ns := framework.Namespace(t)
 	const minReady = 2
 	log := watchPods(t, ns)
-	set := create(t, newSet(ns, "slow", 2, func(s *appsv1alpha1.StatefulSet) { s.Spec.MinReadySeconds = minReady }))
+	set := framework.Create(t, newSet(ns, "slow", 2, func(s *appsv1alpha1.StatefulSet) { s.Spec.MinReadySeconds = minReady }))
 	framework.Eventually(t, timeout, func() error {
-		cur := get(t, set)
+		cur := framework.Get(t, set)
 		if cur.Status.ReadyReplicas == 1 && cur.Status.AvailableReplicas == 0 {
 			return nil // seen: ready but not yet available
 		}
 		return fmt.Errorf("status %+v", cur.Status)
 	})
 	waitReady(t, set)
-	log.stop()
+	log.Stop()
 	var readyAt time.Time
 	err := log.replay(0, func(ev podEvent, before map[string]*corev1.Pod) error {
 		if ev.pod.Name == "slow-0" && podstate.IsReady(ev.pod) && readyAt.IsZero() {

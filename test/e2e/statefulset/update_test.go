@@ -19,23 +19,6 @@ import (
 	"github.com/drover-dev/drover/test/e2e/framework"
 )
 
-func uids(ps []corev1.Pod) map[string]string {
-	out := map[string]string{}
-	for _, p := range ps {
-		out[p.Name] = string(p.UID)
-	}
-	return out
-}
-
-func containerStatus(p *corev1.Pod, name string) corev1.ContainerStatus {
-	for _, s := range p.Status.ContainerStatuses {
-		if s.Name == name {
-			return s
-		}
-	}
-	return corev1.ContainerStatus{}
-}
-
 // atLeastReady checks, at every event from mark on, that at least min
 // pods of set were ready.
 func atLeastReady(t *testing.T, log *podLog, mark int, set string, min int) {
@@ -56,13 +39,13 @@ func atLeastReady(t *testing.T, log *podLog, mark int, set string, min int) {
 func TestRollingUpdateHighestOrdinalFirst(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	set := create(t, newSet(ns, "roll", 3))
+	set := framework.Create(t, newSet(ns, "roll", 3))
 	waitReady(t, set)
-	old := uids(pods(t, set))
+	old := framework.UIDs(pods(t, set))
 	log := watchPods(t, ns)
-	modify(t, set, setEnv("v2"))
+	framework.Modify(t, set, setEnv("v2"))
 	cur := waitReady(t, set)
-	log.stop()
+	log.Stop()
 	if got := strings.Join(log.firstOn(cur.Status.UpdateRevision), ","); got != "roll-2,roll-1,roll-0" {
 		t.Fatalf("update order %s", got)
 	}
@@ -83,19 +66,19 @@ func TestRollingUpdateHighestOrdinalFirst(t *testing.T) {
 func TestInPlaceUpdate(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	set := create(t, newSet(ns, "ip", 3, inPlace))
+	set := framework.Create(t, newSet(ns, "ip", 3, inPlace))
 	waitReady(t, set)
 	before := pods(t, set)
 	log := watchPods(t, ns)
-	modify(t, set, func(s *appsv1alpha1.StatefulSet) {
+	framework.Modify(t, set, func(s *appsv1alpha1.StatefulSet) {
 		setImage("example.com/db:v2")(s)
 		s.Spec.Template.Labels = map[string]string{"release": "v2"}
 	})
 	cur := waitReady(t, set)
-	log.stop()
+	log.Stop()
 	after := pods(t, set)
 	for i, p := range after {
-		db, exp := containerStatus(&p, "db"), containerStatus(&p, "exporter")
+		db, exp := framework.ContainerStatus(&p, "db"), framework.ContainerStatus(&p, "exporter")
 		switch {
 		case p.UID != before[i].UID:
 			t.Errorf("%s recreated", p.Name)
@@ -134,12 +117,12 @@ func TestInPlaceUpdate(t *testing.T) {
 func TestInPlaceOnlyRefuses(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	set := create(t, newSet(ns, "only", 2, rolling(func(r *appsv1alpha1.RollingUpdateStatefulSetStrategy) {
+	set := framework.Create(t, newSet(ns, "only", 2, rolling(func(r *appsv1alpha1.RollingUpdateStatefulSetStrategy) {
 		r.PodUpdatePolicy = appsv1alpha1.InPlaceOnlyStatefulSetPodUpdatePolicy
 	})))
 	waitReady(t, set)
 	before := pods(t, set)
-	modify(t, set, func(s *appsv1alpha1.StatefulSet) { s.Spec.Template.Spec.Containers[1].Args = []string{"--verbose"} })
+	framework.Modify(t, set, func(s *appsv1alpha1.StatefulSet) { s.Spec.Template.Spec.Containers[1].Args = []string{"--verbose"} })
 	cur := waitReason(t, set, appsv1alpha1.ReasonNotInPlaceUpdatable)
 	c := condition(cur, appsv1alpha1.ConditionInPlaceUpdateBlocked)
 	if c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "spec.containers[1].args") ||
@@ -147,12 +130,12 @@ func TestInPlaceOnlyRefuses(t *testing.T) {
 		t.Fatalf("InPlaceUpdateBlocked %+v", c)
 	}
 	for i, p := range pods(t, set) {
-		if p.UID != before[i].UID || rev(&p) != rev(&before[i]) || containerStatus(&p, "exporter").RestartCount != 0 {
+		if p.UID != before[i].UID || rev(&p) != rev(&before[i]) || framework.ContainerStatus(&p, "exporter").RestartCount != 0 {
 			t.Fatalf("pod %s touched", p.Name)
 		}
 	}
 	// Going back to an in-place change unblocks it.
-	modify(t, set, func(s *appsv1alpha1.StatefulSet) {
+	framework.Modify(t, set, func(s *appsv1alpha1.StatefulSet) {
 		s.Spec.Template.Spec.Containers[1].Args = nil
 		s.Spec.Template.Spec.Containers[1].Image = "example.com/exporter:v2"
 	})
@@ -171,12 +154,12 @@ func TestInPlaceOnlyRefuses(t *testing.T) {
 func TestOnDelete(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	set := create(t, newSet(ns, "ondel", 3, func(s *appsv1alpha1.StatefulSet) {
+	set := framework.Create(t, newSet(ns, "ondel", 3, func(s *appsv1alpha1.StatefulSet) {
 		s.Spec.UpdateStrategy.Type = appsv1alpha1.OnDeleteStatefulSetStrategyType
 	}))
 	first := waitReady(t, set)
 	before := pods(t, set)
-	modify(t, set, setImage("example.com/db:v2"))
+	framework.Modify(t, set, setImage("example.com/db:v2"))
 	// Ready: OnDelete is done once the pods exist and are available.
 	cur := waitReady(t, set)
 	if cur.Status.UpdateRevision == first.Status.UpdateRevision || cur.Status.UpdatedReplicas != 0 || cur.Status.CurrentReplicas != 3 {
@@ -207,11 +190,11 @@ func TestOnDelete(t *testing.T) {
 func TestPartition(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	set := create(t, newSet(ns, "part", 4, inPlace, rolling(func(r *appsv1alpha1.RollingUpdateStatefulSetStrategy) {
+	set := framework.Create(t, newSet(ns, "part", 4, inPlace, rolling(func(r *appsv1alpha1.RollingUpdateStatefulSetStrategy) {
 		r.Partition = ptr.To(intstr.FromInt32(2))
 	})))
 	first := waitReady(t, set)
-	modify(t, set, setImage("example.com/db:v2"))
+	framework.Modify(t, set, setImage("example.com/db:v2"))
 	cur := waitReady(t, set)
 	for _, p := range pods(t, set) {
 		want := first.Status.UpdateRevision
@@ -226,7 +209,7 @@ func TestPartition(t *testing.T) {
 		cur.Status.CurrentRevision != first.Status.UpdateRevision {
 		t.Fatalf("status %+v", cur.Status)
 	}
-	modify(t, set, func(s *appsv1alpha1.StatefulSet) { s.Spec.UpdateStrategy.RollingUpdate.Partition = nil })
+	framework.Modify(t, set, func(s *appsv1alpha1.StatefulSet) { s.Spec.UpdateStrategy.RollingUpdate.Partition = nil })
 	cur = waitReady(t, set)
 	if cur.Status.UpdatedReplicas != 4 || cur.Status.CurrentRevision != cur.Status.UpdateRevision {
 		t.Fatalf("status %+v", cur.Status)
@@ -238,14 +221,14 @@ func TestPartition(t *testing.T) {
 func TestParallelMaxUnavailable(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	set := create(t, newSet(ns, "wide", 6, parallel, inPlace, rolling(func(r *appsv1alpha1.RollingUpdateStatefulSetStrategy) {
+	set := framework.Create(t, newSet(ns, "wide", 6, parallel, inPlace, rolling(func(r *appsv1alpha1.RollingUpdateStatefulSetStrategy) {
 		r.MaxUnavailable = ptr.To(intstr.FromString("50%"))
 	})))
 	waitReady(t, set)
 	log := watchPods(t, ns)
-	modify(t, set, setImage("example.com/db:v2"))
+	framework.Modify(t, set, setImage("example.com/db:v2"))
 	cur := waitReady(t, set)
-	log.stop()
+	log.Stop()
 	if cur.Status.UpdatedReplicas != 6 {
 		t.Fatalf("status %+v", cur.Status)
 	}
@@ -271,18 +254,18 @@ func TestParallelMaxUnavailable(t *testing.T) {
 func TestUnorderedUpdatePriority(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	set := create(t, newSet(ns, "prio", 4, parallel, inPlace, rolling(func(r *appsv1alpha1.RollingUpdateStatefulSetStrategy) {
+	set := framework.Create(t, newSet(ns, "prio", 4, parallel, inPlace, rolling(func(r *appsv1alpha1.RollingUpdateStatefulSetStrategy) {
 		r.UnorderedUpdate = &appsv1alpha1.StatefulSetUnorderedUpdateStrategy{PriorityStrategy: &appsv1alpha1.UpdatePriorityStrategy{
 			WeightPriority: []appsv1alpha1.UpdatePriorityWeightTerm{{Weight: 50, MatchSelector: metav1.LabelSelector{MatchLabels: map[string]string{"role": "replica"}}}},
 		}}
 	})))
 	waitReady(t, set)
-	patchPod(t, ns, "prio-0", `{"metadata":{"labels":{"role":"replica"}}}`)
-	patchPod(t, ns, "prio-2", `{"metadata":{"labels":{"role":"replica"}}}`)
+	framework.PatchPod(t, ns, "prio-0", `{"metadata":{"labels":{"role":"replica"}}}`)
+	framework.PatchPod(t, ns, "prio-2", `{"metadata":{"labels":{"role":"replica"}}}`)
 	log := watchPods(t, ns)
-	modify(t, set, setImage("example.com/db:v2"))
+	framework.Modify(t, set, setImage("example.com/db:v2"))
 	cur := waitReady(t, set)
-	log.stop()
+	log.Stop()
 	if got := strings.Join(log.firstOn(cur.Status.UpdateRevision), ","); got != "prio-2,prio-0,prio-3,prio-1" {
 		t.Fatalf("update order %s, want the replicas first (highest first), then the rest", got)
 	}
@@ -295,16 +278,16 @@ func TestUnorderedUpdatePriority(t *testing.T) {
 func TestPauseMidUpdate(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	set := create(t, newSet(ns, "pause", 4, inPlace, func(s *appsv1alpha1.StatefulSet) {
+	set := framework.Create(t, newSet(ns, "pause", 4, inPlace, func(s *appsv1alpha1.StatefulSet) {
 		s.Spec.Lifecycle = &appsv1alpha1.Lifecycle{InPlaceUpdate: &appsv1alpha1.LifecycleHook{LabelsHandler: map[string]string{"hold": "true"}}}
 		s.Spec.Template.Labels = map[string]string{"hold": "true"}
 	}))
 	first := waitReady(t, set)
 	// Pods 3 and 2 may go; pod 1 is held by the hook when its turn comes.
 	for _, n := range []string{"pause-3", "pause-2", "pause-0"} {
-		patchPod(t, ns, n, `{"metadata":{"labels":{"hold":null}}}`)
+		framework.PatchPod(t, ns, n, `{"metadata":{"labels":{"hold":null}}}`)
 	}
-	modify(t, set, func(s *appsv1alpha1.StatefulSet) {
+	framework.Modify(t, set, func(s *appsv1alpha1.StatefulSet) {
 		setImage("example.com/db:v2")(s)
 		s.Spec.Template.Labels = nil // the update does not put the hold back
 	})
@@ -315,7 +298,7 @@ func TestPauseMidUpdate(t *testing.T) {
 		}
 		return nil
 	})
-	modify(t, set, func(s *appsv1alpha1.StatefulSet) { s.Spec.UpdateStrategy.RollingUpdate.Paused = true })
+	framework.Modify(t, set, func(s *appsv1alpha1.StatefulSet) { s.Spec.UpdateStrategy.RollingUpdate.Paused = true })
 	cur := waitReason(t, set, appsv1alpha1.ReasonPaused)
 	if cur.Status.UpdatedReplicas != 2 || cur.Status.CurrentReplicas != 2 || cur.Status.CurrentRevision != first.Status.UpdateRevision {
 		t.Fatalf("paused status %+v", cur.Status)
@@ -327,11 +310,11 @@ func TestPauseMidUpdate(t *testing.T) {
 	log := watchPods(t, ns)
 	mark := log.mark()
 	// Released while paused, pause-1 stays; scaling goes on.
-	patchPod(t, ns, "pause-1", `{"metadata":{"labels":{"hold":null}}}`)
-	modify(t, set, func(s *appsv1alpha1.StatefulSet) { s.Spec.Replicas = ptr.To[int32](5) })
+	framework.PatchPod(t, ns, "pause-1", `{"metadata":{"labels":{"hold":null}}}`)
+	framework.Modify(t, set, func(s *appsv1alpha1.StatefulSet) { s.Spec.Replicas = ptr.To[int32](5) })
 	waitNames(t, set, "pause-0", "pause-1", "pause-2", "pause-3", "pause-4")
 	framework.Eventually(t, timeout, func() error {
-		cur = get(t, set)
+		cur = framework.Get(t, set)
 		if cur.Status.ObservedGeneration != cur.Generation || cur.Status.AvailableReplicas != 5 {
 			return fmt.Errorf("status %+v", cur.Status)
 		}
@@ -360,9 +343,9 @@ func TestPauseMidUpdate(t *testing.T) {
 	if p := pods(t, set)[4]; rev(&p) != cur.Status.UpdateRevision {
 		t.Errorf("pause-4 on %s", rev(&p))
 	}
-	modify(t, set, func(s *appsv1alpha1.StatefulSet) { s.Spec.UpdateStrategy.RollingUpdate.Paused = false })
+	framework.Modify(t, set, func(s *appsv1alpha1.StatefulSet) { s.Spec.UpdateStrategy.RollingUpdate.Paused = false })
 	cur = waitReady(t, set)
-	log.stop()
+	log.Stop()
 	if cur.Status.UpdatedReplicas != 5 {
 		t.Fatalf("resumed status %+v", cur.Status)
 	}
@@ -378,14 +361,14 @@ func TestPauseMidUpdate(t *testing.T) {
 func TestPreDeleteHook(t *testing.T) {
 	t.Parallel()
 	ns := framework.Namespace(t)
-	set := create(t, newSet(ns, "hook", 3, func(s *appsv1alpha1.StatefulSet) {
+	set := framework.Create(t, newSet(ns, "hook", 3, func(s *appsv1alpha1.StatefulSet) {
 		s.Spec.Lifecycle = &appsv1alpha1.Lifecycle{PreDelete: &appsv1alpha1.LifecycleHook{
 			FinalizersHandler: []string{"example.com/drain"}, MarkPodNotReady: true,
 		}}
 		s.Spec.Template.Finalizers = []string{"example.com/drain"}
 	}))
 	waitReady(t, set)
-	modify(t, set, func(s *appsv1alpha1.StatefulSet) { s.Spec.Replicas = ptr.To[int32](2) })
+	framework.Modify(t, set, func(s *appsv1alpha1.StatefulSet) { s.Spec.Replicas = ptr.To[int32](2) })
 	framework.Eventually(t, timeout, func() error {
 		p := pods(t, set)[2]
 		if lifecycle.StateOf(&p) != appsv1alpha1.LifecycleStatePreparingDelete || inplace.GateStatus(&p) != corev1.ConditionFalse {
@@ -398,10 +381,10 @@ func TestPreDeleteHook(t *testing.T) {
 		t.Fatalf("the held pod must still count: %+v", cur.Status)
 	}
 	// The hook's owner is done: it removes its finalizer.
-	patchPod(t, ns, "hook-2", `{"metadata":{"finalizers":null}}`)
+	framework.PatchPod(t, ns, "hook-2", `{"metadata":{"finalizers":null}}`)
 	waitNames(t, set, "hook-0", "hook-1")
 	waitReady(t, set)
 	for _, p := range pods(t, set) {
-		patchPod(t, ns, p.Name, `{"metadata":{"finalizers":null}}`) // let the namespace go
+		framework.PatchPod(t, ns, p.Name, `{"metadata":{"finalizers":null}}`) // let the namespace go
 	}
 }
