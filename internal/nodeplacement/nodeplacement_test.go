@@ -17,7 +17,9 @@ func node(name string, labels map[string]string, mod ...func(*corev1.Node)) *cor
 }
 
 func taint(key string, effect corev1.TaintEffect) func(*corev1.Node) {
-	return func(n *corev1.Node) { n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: key, Value: "v", Effect: effect}) }
+	return func(n *corev1.Node) {
+		n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: key, Value: "v", Effect: effect})
+	}
 }
 
 func TestFits(t *testing.T) {

@@ -46,7 +46,9 @@ func TestSetConditions(t *testing.T) {
 			want{metav1.ConditionFalse, metav1.ConditionTrue, metav1.ConditionFalse, metav1.ConditionTrue, appsv1alpha1.ReasonUpdating}},
 		{"paused", func(p *Progress) { p.Paused = true },
 			want{metav1.ConditionFalse, metav1.ConditionFalse, metav1.ConditionFalse, metav1.ConditionUnknown, appsv1alpha1.ReasonPaused}},
-		{"create failed", func(p *Progress) { p.Progressed, p.FailureReason, p.FailureMessage = true, appsv1alpha1.ReasonCreateFailed, "quota" },
+		{"create failed", func(p *Progress) {
+			p.Progressed, p.FailureReason, p.FailureMessage = true, appsv1alpha1.ReasonCreateFailed, "quota"
+		},
 			want{metav1.ConditionFalse, metav1.ConditionFalse, metav1.ConditionTrue, metav1.ConditionTrue, appsv1alpha1.ReasonCreateFailed}},
 		{"in-place only blocked", func(p *Progress) { p.InPlaceOnlyField, p.Blocker = "updateStrategy.type", "spec.containers[0].ports" },
 			want{metav1.ConditionFalse, metav1.ConditionFalse, metav1.ConditionTrue, metav1.ConditionTrue, appsv1alpha1.ReasonNotInPlaceUpdatable}},
