@@ -195,8 +195,10 @@ func (r *Reconciler) apply(ctx context.Context, job *appsv1alpha1.BroadcastJob, 
 		r.Recorder.Eventf(job, nil, corev1.EventTypeNormal, "SuccessfulDelete", "Delete", "deleted pods: %s", p.deletes[0].reason)
 	}
 
+	// Slow start (1, 2, 4, ... pods): a create refused by a quota or an
+	// admission policy fails once per reconcile, not once per node.
 	var created atomic.Int32
-	err = podcontrol.Parallel(ctx, r.Pods.WriteConcurrency, p.create, func(ctx context.Context, node string) error {
+	_, err = podcontrol.SlowStart(ctx, r.Pods.WriteConcurrency, p.create, func(ctx context.Context, node string) error {
 		if err := r.Pods.Create(ctx, key, buildPod(job, node)); err != nil {
 			return err
 		}
