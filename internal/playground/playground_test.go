@@ -288,11 +288,7 @@ func TestPlayground(t *testing.T) {
 
 func sidecarInjected(ctx context.Context, t *testing.T, c client.Client, managerLog string) {
 	t.Helper()
-	root, err := testenv.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(root, "examples", "sidecarset.yaml"))
+	raw, err := testenv.Example("sidecarset.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

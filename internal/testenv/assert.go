@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 )
 
 // EventuallyTimeout is how long Eventually waits.
@@ -51,4 +54,18 @@ func Example(name string) ([]byte, error) {
 		return nil, err
 	}
 	return os.ReadFile(filepath.Join(root, "examples", name))
+}
+
+// ExampleObject decodes the manifest examples/<name> (one object) as the
+// API server would receive it from kubectl apply.
+func ExampleObject(name string) (*unstructured.Unstructured, error) {
+	raw, err := Example(name)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal(raw, &u.Object); err != nil {
+		return nil, fmt.Errorf("decoding examples/%s: %w", name, err)
+	}
+	return u, nil
 }

@@ -3,19 +3,15 @@ package v1alpha1_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/testenv"
@@ -36,16 +32,8 @@ func validSidecarSet(name string) *appsv1alpha1.SidecarSet {
 // The brief's example applies unchanged (but for apiVersion), and the
 // container-level upgradeStrategy it carries survives the round trip.
 func TestSidecarSetExampleApplies(t *testing.T) {
-	root, err := testenv.Root()
+	u, err := testenv.ExampleObject("sidecarset.yaml")
 	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(root, "examples", "sidecarset.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal(raw, &u.Object); err != nil {
 		t.Fatal(err)
 	}
 	if err := k8s.Create(context.Background(), u); err != nil {
