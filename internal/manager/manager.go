@@ -21,9 +21,11 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
 	"github.com/drover-dev/drover/internal/controller/broadcastjob"
 	"github.com/drover-dev/drover/internal/controller/cloneset"
 	"github.com/drover-dev/drover/internal/controller/daemonset"
+	"github.com/drover-dev/drover/internal/controller/rollout"
 	"github.com/drover-dev/drover/internal/controller/sidecarset"
 	"github.com/drover-dev/drover/internal/controller/statefulset"
 	"github.com/drover-dev/drover/internal/ownership"
@@ -64,6 +66,9 @@ func Scheme() (*runtime.Scheme, error) {
 	}
 	if err := appsv1alpha1.AddToScheme(s); err != nil {
 		return nil, fmt.Errorf("registering apps.drover.dev types: %w", err)
+	}
+	if err := rolloutsv1alpha1.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("registering rollouts.drover.dev types: %w", err)
 	}
 	return s, nil
 }
@@ -124,6 +129,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	if err := daemonset.SetupWithManager(mgr, daemonset.Options{MaxConcurrentReconciles: o.Concurrency, WriteConcurrency: o.PodWriteConcurrency}); err != nil {
 		return nil, fmt.Errorf("setting up the DaemonSet controller: %w", err)
+	}
+	if err := rollout.SetupWithManager(context.Background(), mgr, rollout.Options{MaxConcurrentReconciles: o.Concurrency}); err != nil {
+		return nil, fmt.Errorf("setting up the Rollout controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("adding health check: %w", err)

@@ -102,8 +102,9 @@ type InPlaceItem struct {
 	Pod *corev1.Pod
 	// State is the pod's parsed in-place state, nil when it has none.
 	State *inplace.State
-	// Revision is the update revision's name and Change the change from
-	// the pod's revision to it (Templates.ChangeTo).
+	// Revision is the revision the pod moves to (the update revision, or
+	// a rollout's stable revision) and Change the change from the pod's
+	// revision to it (Templates.Change).
 	Revision string
 	Change   inplace.Change
 	// GracePeriod is inPlaceUpdate.gracePeriodSeconds: how long the gate

@@ -11,10 +11,11 @@ import (
 	"github.com/drover-dev/drover/internal/inplace"
 )
 
-// InPlaceWork gathers one reconcile's in-place work toward the update
-// revision, for UpdateInPlace: the pods the plan picked, then every other
-// pod that still needs the engine or the hook (NeedsInPlaceWork), each pod
-// once.
+// InPlaceWork gathers one reconcile's in-place work, for UpdateInPlace:
+// the pods the plan picked, then every other pod that still needs the
+// engine or the hook (NeedsInPlaceWork), each pod once. Pods move toward
+// the update revision, or toward another revision of the history when a
+// rollout sends them back to its stable revision (PlanTo).
 type InPlaceWork struct {
 	templates *Templates
 	grace     time.Duration
@@ -33,11 +34,16 @@ func NewInPlaceWork(t *Templates, grace time.Duration, hook *appsv1alpha1.Lifecy
 // Plan adds a pod the plan picked for an update. state is its parsed
 // in-place state (nil: none) and revision its revision.
 func (w *InPlaceWork) Plan(pod *corev1.Pod, state *inplace.State, revision string) {
+	w.PlanTo(pod, state, revision, w.templates.Update().Name)
+}
+
+// PlanTo adds a pod the plan picked to move from revision to target.
+func (w *InPlaceWork) PlanTo(pod *corev1.Pod, state *inplace.State, revision, target string) {
 	if w.planned == nil {
 		w.planned = map[*corev1.Pod]bool{}
 	}
 	w.planned[pod] = true
-	w.add(pod, state, revision)
+	w.add(pod, state, revision, target)
 }
 
 // Continue adds a pod the plan did not pick when it still needs work: its
@@ -45,13 +51,21 @@ func (w *InPlaceWork) Plan(pod *corev1.Pod, state *inplace.State, revision strin
 // it Updated. Pods added with Plan are not added again.
 func (w *InPlaceWork) Continue(pod *corev1.Pod, state *inplace.State, revision string, updating bool) {
 	if !w.planned[pod] && NeedsInPlaceWork(pod, updating, w.hook) {
-		w.add(pod, state, revision)
+		w.add(pod, state, revision, w.templates.Update().Name)
 	}
 }
 
-func (w *InPlaceWork) add(pod *corev1.Pod, state *inplace.State, revision string) {
-	w.items = append(w.items, InPlaceItem{Pod: pod, State: state, Revision: w.templates.Update().Name,
-		Change: w.templates.ChangeTo(revision), GracePeriod: w.grace})
+// ContinueTo is Continue for a pod whose in-flight update goes to target,
+// which need not be the update revision.
+func (w *InPlaceWork) ContinueTo(pod *corev1.Pod, state *inplace.State, revision, target string) {
+	if !w.planned[pod] && NeedsInPlaceWork(pod, true, w.hook) {
+		w.add(pod, state, revision, target)
+	}
+}
+
+func (w *InPlaceWork) add(pod *corev1.Pod, state *inplace.State, revision, target string) {
+	w.items = append(w.items, InPlaceItem{Pod: pod, State: state, Revision: target,
+		Change: w.templates.Change(revision, target), GracePeriod: w.grace})
 }
 
 // Items returns the work in the order it was added.

@@ -20,7 +20,7 @@ type Templates struct {
 
 	mu     sync.Mutex
 	cache  map[string]*corev1.PodTemplateSpec
-	change map[string]inplace.Change
+	change map[[2]string]inplace.Change
 }
 
 // NewTemplates indexes history; update is the revision pods move to.
@@ -29,7 +29,7 @@ func NewTemplates(history []*appsv1.ControllerRevision, update *appsv1.Controlle
 		byName: make(map[string]*appsv1.ControllerRevision, len(history)+1),
 		update: update,
 		cache:  map[string]*corev1.PodTemplateSpec{},
-		change: map[string]inplace.Change{},
+		change: map[[2]string]inplace.Change{},
 	}
 	for _, h := range history {
 		t.byName[h.Name] = h
@@ -75,17 +75,26 @@ func (t *Templates) templateLocked(name string) (*corev1.PodTemplateSpec, error)
 // revision; a pod whose revision is unknown (pruned or foreign) cannot go
 // in place.
 func (t *Templates) ChangeTo(name string) inplace.Change {
+	return t.Change(name, t.update.Name)
+}
+
+// Change returns the change from one revision to another (a rollout moves
+// pods back to its stable revision, not only forward to the update
+// revision). A revision missing from history cannot be reached in place.
+func (t *Templates) Change(from, to string) inplace.Change {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if c, ok := t.change[name]; ok {
+	key := [2]string{from, to}
+	if c, ok := t.change[key]; ok {
 		return c
 	}
-	c := inplace.Change{Blocker: "revision " + name + " is no longer in history"}
-	if from, err := t.templateLocked(name); err == nil {
-		if to, err := t.templateLocked(t.update.Name); err == nil {
-			c = inplace.Diff(from, to)
+	c := inplace.Change{Blocker: "revision " + from + " is no longer in history"}
+	if src, err := t.templateLocked(from); err == nil {
+		c = inplace.Change{Blocker: "revision " + to + " is no longer in history"}
+		if dst, err := t.templateLocked(to); err == nil {
+			c = inplace.Diff(src, dst)
 		}
 	}
-	t.change[name] = c
+	t.change[key] = c
 	return c
 }

@@ -129,5 +129,9 @@ const (
 	ReasonNotInPlaceUpdatable      = "NotInPlaceUpdatable"
 	ReasonInPlaceUpdatable         = "InPlaceUpdatable"
 	ReasonCreateFailed             = "CreateFailed"
-	ReasonComplete                 = "Complete"
+	// ReasonInvalidRolloutControl: the rollout control annotation
+	// (AnnotationRolloutControl) cannot be used; updates hold until it is
+	// fixed.
+	ReasonInvalidRolloutControl = "InvalidRolloutControl"
+	ReasonComplete              = "Complete"
 )

@@ -1,6 +1,9 @@
 package cloneset
 
 import (
+	"cmp"
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 
@@ -23,6 +26,9 @@ type podView struct {
 	available bool
 	// updating: an in-place update toward the update revision has begun.
 	updating bool
+	// returning: an in-place update toward the stable revision of a
+	// rollout (planInput.stable) has begun.
+	returning bool
 	// deleting: chosen for deletion earlier and waiting in its preDelete hook.
 	deleting bool
 	// inFlight: an in-place update (toward any revision) has not finished.
@@ -42,9 +48,15 @@ type planInput struct {
 	scaleMaxUnavailable int32
 	strategy            appsv1alpha1.CloneSetUpdateStrategyType
 	paused              bool
-	// inPlace says, per old revision, whether moving to the update
-	// revision can be done in place.
-	inPlace func(revision string) bool
+	// update is the update revision. stable, when set, is the revision
+	// that pods kept off the update revision must run (a Rollout's stable
+	// revision, see appsv1alpha1.RolloutControl): surplus pods of the
+	// update revision and pods of any third revision move back to it.
+	// "" leaves such pods where they are (a plain partition).
+	update, stable string
+	// inPlace says whether a pod can move from one revision to another in
+	// place.
+	inPlace func(from, to string) bool
 	// notReady counts active pods that are not ready.
 	notReady int32
 	pods     []*podView
@@ -63,6 +75,7 @@ const (
 	deleteSpecified deleteReason = "specified"
 	deleteScaleDown deleteReason = "scale-down"
 	deleteRecreate  deleteReason = "recreate-update"
+	deleteReturn    deleteReason = "recreate-return"
 )
 
 type podDelete struct {
@@ -77,6 +90,8 @@ type plan struct {
 	createUpdated, createCurrent int32
 	deletes                      []podDelete
 	inPlace                      []*podView
+	// returns are pods to move in place to the stable revision.
+	returns []*podView
 	// blocked: an InPlaceOnly update found a pod that cannot be updated in
 	// place; no pod was touched.
 	blocked bool
@@ -122,7 +137,7 @@ func computePlan(in planInput) plan {
 	updating := !in.paused && in.strategy != appsv1alpha1.OnDeleteCloneSetUpdateStrategyType && o > t.old
 	if updating && in.strategy == appsv1alpha1.InPlaceOnlyCloneSetUpdateStrategyType {
 		for _, v := range rest {
-			if !v.updated && !v.updating && !in.inPlace(v.revision) {
+			if !v.updated && !v.updating && !in.inPlace(v.revision, in.update) {
 				p.blocked, updating = true, false
 				break
 			}
@@ -155,11 +170,41 @@ func computePlan(in planInput) plan {
 			return p
 		}
 	}
-	if !updating {
-		return p
+	b := newBudget(in, rest)
+	if updating {
+		planUpdate(in, &p, rest, o-t.old, b)
 	}
-	planUpdate(in, &p, rest, o-t.old)
+	if in.stable != "" && in.strategy != appsv1alpha1.OnDeleteCloneSetUpdateStrategyType {
+		planReturn(in, &p, rest, u-t.updated, b)
+	}
 	return p
+}
+
+// budget is how many available pods may still stop serving this
+// reconcile: available pods may stop only while at least
+// replicas-maxUnavailable stay available; unavailable pods are free.
+type budget struct{ left int32 }
+
+func newBudget(in planInput, pods []*podView) *budget {
+	var available int32
+	for _, v := range pods {
+		if v.available {
+			available++
+		}
+	}
+	return &budget{left: available - (in.replicas - in.maxUnavailable)}
+}
+
+// take reports whether v may stop serving now, and charges the budget.
+func (b *budget) take(v *podView) bool {
+	if !v.available {
+		return true
+	}
+	if b.left <= 0 {
+		return false
+	}
+	b.left--
+	return true
 }
 
 // scaleDown picks excess pods, preferring those of whichever revision is
@@ -215,15 +260,11 @@ func scaleDown(in planInput, pods []*podView, excess, extraUpdated, extraOld int
 	return out
 }
 
-// planUpdate moves old pods to the update revision within the
-// unavailability budget: available pods may stop serving only while at
-// least replicas-maxUnavailable stay available; unavailable pods are free.
-func planUpdate(in planInput, p *plan, pods []*podView, need int32) {
-	var available int32
+// planUpdate moves need old pods to the update revision within the
+// unavailability budget. Pods of a third revision go first when a stable
+// revision is set: they must move anyway.
+func planUpdate(in planInput, p *plan, pods []*podView, need int32, b *budget) {
 	for _, v := range pods {
-		if v.available {
-			available++
-		}
 		if !v.updated && v.updating {
 			need-- // already moving, counted as unavailable
 		}
@@ -231,28 +272,81 @@ func planUpdate(in planInput, p *plan, pods []*podView, need int32) {
 	if need <= 0 {
 		return
 	}
-	budget := available - (in.replicas - in.maxUnavailable)
 	// The order is computed over every pod, updated ones included, so that
 	// priority and scatter positions stay stable from one reconcile to the
 	// next; pods that need no update are skipped.
-	for _, v := range in.sortForUpdate(pods) {
+	order := in.sortForUpdate(pods)
+	if in.stable != "" {
+		slices.SortStableFunc(order, func(a, b *podView) int {
+			return cmp.Compare(boolRank(a.revision == in.stable), boolRank(b.revision == in.stable))
+		})
+	}
+	for _, v := range order {
 		if need == 0 {
 			break
 		}
-		if v.updated || v.updating {
+		if v.updated || v.updating || v.returning || !b.take(v) {
 			continue
 		}
-		if v.available {
-			if budget <= 0 {
-				continue
-			}
-			budget--
-		}
 		need--
-		if in.strategy != appsv1alpha1.ReCreateCloneSetUpdateStrategyType && in.inPlace(v.revision) {
+		if in.strategy != appsv1alpha1.ReCreateCloneSetUpdateStrategyType && in.inPlace(v.revision, in.update) {
 			p.inPlace = append(p.inPlace, v)
 		} else {
 			p.deletes = append(p.deletes, podDelete{view: v, reason: deleteRecreate})
 		}
 	}
+}
+
+// planReturn moves pods back to the stable revision, within what is left
+// of the budget: surplus pods of the update revision (the last in update
+// order first) and pods of any third revision that planUpdate did not
+// take. A change that cannot be made in place recreates the pod (created
+// again at the stable revision) unless the strategy is InPlaceOnly, which
+// blocks instead.
+func planReturn(in planInput, p *plan, pods []*podView, surplus int32, b *budget) {
+	taken := make(map[*podView]bool, len(p.inPlace)+len(p.deletes))
+	for _, v := range p.inPlace {
+		taken[v] = true
+	}
+	for _, d := range p.deletes {
+		taken[d.view] = true
+	}
+	for _, v := range pods {
+		if v.updated && v.returning {
+			surplus--
+		}
+	}
+	order := in.sortForUpdate(pods)
+	slices.Reverse(order)
+	for _, v := range order {
+		switch {
+		case taken[v] || v.returning || v.updating || v.revision == in.stable:
+			continue
+		case v.updated && surplus <= 0:
+			continue
+		}
+		inPlace := in.strategy != appsv1alpha1.ReCreateCloneSetUpdateStrategyType && in.inPlace(v.revision, in.stable)
+		if !inPlace && in.strategy == appsv1alpha1.InPlaceOnlyCloneSetUpdateStrategyType {
+			p.blocked = true
+			continue
+		}
+		if !b.take(v) {
+			continue
+		}
+		if v.updated {
+			surplus--
+		}
+		if inPlace {
+			p.returns = append(p.returns, v)
+		} else {
+			p.deletes = append(p.deletes, podDelete{view: v, reason: deleteReturn})
+		}
+	}
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

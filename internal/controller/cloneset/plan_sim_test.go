@@ -150,7 +150,7 @@ func (s *simCluster) counts() simCounts {
 	return c
 }
 
-func simInPlace(rev string) bool { return rev != simRevNoIP }
+func simInPlace(from, to string) bool { return from != simRevNoIP && to != simRevNoIP }
 
 // input builds the planner's view of the active pods, as sync.go does.
 func (s *simCluster) input() planInput {
@@ -183,6 +183,7 @@ func (s *simCluster) input() planInput {
 		scaleMaxUnavailable: cfg.scaleMaxUnavailable,
 		strategy:            cfg.strategy,
 		paused:              s.paused,
+		update:              simRevUpdate,
 		inPlace:             simInPlace,
 		notReady:            notReady,
 		pods:                views,
@@ -257,7 +258,7 @@ func (s *simCluster) reconcile() (plan, bool, error) {
 		if _, err := check(v); err != nil {
 			return p, false, err
 		}
-		if v.updated || v.updating || !simInPlace(v.revision) || cfg.strategy == appsv1alpha1.ReCreateCloneSetUpdateStrategyType {
+		if v.updated || v.updating || !simInPlace(v.revision, simRevUpdate) || cfg.strategy == appsv1alpha1.ReCreateCloneSetUpdateStrategyType {
 			return p, false, fmt.Errorf("in-place update of %s (rev %s, updating %v) not allowed", v.pod.Name, v.revision, v.updating)
 		}
 	}

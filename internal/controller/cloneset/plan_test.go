@@ -37,6 +37,8 @@ func plView(name, rev string, flags ...string) *podView {
 			v.available = false
 		case "updating":
 			v.updating, v.available = true, false
+		case "returning":
+			v.returning, v.available = true, false
 		case "deleting":
 			v.deleting = true
 		default:
@@ -76,7 +78,8 @@ func plInput(replicas int32, pods ...[]*podView) planInput {
 		maxUnavailable:      1,
 		scaleMaxUnavailable: -1,
 		strategy:            appsv1alpha1.InPlaceIfPossibleCloneSetUpdateStrategyType,
-		inPlace:             func(rev string) bool { return rev != plRevNoIP },
+		update:              plRevNew,
+		inPlace:             func(from, to string) bool { return from != plRevNoIP && to != plRevNoIP },
 		pods:                all,
 		specified:           sets.New[string](),
 		rank:                plIdentity,
@@ -95,6 +98,7 @@ type plWant struct {
 	createUpdated, createCurrent int32
 	deletes                      []string
 	inPlace                      []string
+	returns                      []string
 	surge                        int32
 	blocked                      bool
 }
@@ -108,12 +112,15 @@ func plGot(p plan) plWant {
 	for _, v := range p.inPlace {
 		w.inPlace = append(w.inPlace, v.pod.Name)
 	}
+	for _, v := range p.returns {
+		w.returns = append(w.returns, v.pod.Name)
+	}
 	return w
 }
 
 func (w plWant) String() string {
-	return fmt.Sprintf("createUpdated=%d createCurrent=%d deletes=[%s] inPlace=[%s] surge=%d blocked=%v",
-		w.createUpdated, w.createCurrent, strings.Join(w.deletes, " "), strings.Join(w.inPlace, " "), w.surge, w.blocked)
+	return fmt.Sprintf("createUpdated=%d createCurrent=%d deletes=[%s] inPlace=[%s] returns=[%s] surge=%d blocked=%v",
+		w.createUpdated, w.createCurrent, strings.Join(w.deletes, " "), strings.Join(w.inPlace, " "), strings.Join(w.returns, " "), w.surge, w.blocked)
 }
 
 func plDel(reason deleteReason, names ...string) []string {

@@ -221,7 +221,7 @@ func (r *Reconciler) deleteClaims(ctx context.Context, o *observed, id string) e
 // updateInPlace starts the planned in-place updates and moves on those in
 // flight, honouring the inPlaceUpdate hook. The update's start is one
 // event (sync.go); waves are logged.
-func (r *Reconciler) updateInPlace(ctx context.Context, cs *appsv1alpha1.CloneSet, views []*podView, planned []*podView, t *podcontrol.Templates) (time.Duration, error) {
+func (r *Reconciler) updateInPlace(ctx context.Context, cs *appsv1alpha1.CloneSet, views []*podView, p plan, t *podcontrol.Templates, stable string) (time.Duration, error) {
 	var hook *appsv1alpha1.LifecycleHook
 	if cs.Spec.Lifecycle != nil {
 		hook = cs.Spec.Lifecycle.InPlaceUpdate
@@ -231,11 +231,18 @@ func (r *Reconciler) updateInPlace(ctx context.Context, cs *appsv1alpha1.CloneSe
 		grace = time.Duration(ipu.GracePeriodSeconds) * time.Second
 	}
 	w := podcontrol.NewInPlaceWork(t, grace, hook)
-	for _, v := range planned {
+	for _, v := range p.inPlace {
 		w.Plan(v.pod, v.inPlaceState(), v.revision)
 	}
+	for _, v := range p.returns {
+		w.PlanTo(v.pod, v.inPlaceState(), v.revision, stable)
+	}
 	for _, v := range views {
-		w.Continue(v.pod, v.inPlaceState(), v.revision, v.updating)
+		if v.returning {
+			w.ContinueTo(v.pod, v.inPlaceState(), v.revision, stable)
+		} else {
+			w.Continue(v.pod, v.inPlaceState(), v.revision, v.updating)
+		}
 	}
 	return r.Pods.UpdateInPlace(ctx, ownerKey(cs), w)
 }
@@ -253,7 +260,7 @@ func (v *podView) inPlaceState() *inplace.State {
 func (r *Reconciler) repairPods(ctx context.Context, cs *appsv1alpha1.CloneSet, views []*podView) error {
 	var repair []*corev1.Pod
 	for _, v := range views {
-		if !v.updating && podcontrol.NeedsRepair(v.pod, v.updated, v.inFlight) {
+		if !v.updating && !v.returning && podcontrol.NeedsRepair(v.pod, v.updated, v.inFlight) {
 			repair = append(repair, v.pod)
 		}
 	}

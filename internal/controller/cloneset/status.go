@@ -32,10 +32,9 @@ func (r *Reconciler) updateStatus(ctx context.Context, cs *appsv1alpha1.CloneSet
 		return 0, nil // revisions could not be synced; nothing to report on
 	}
 	now := r.Clock.Now()
-	replicas := ptr.Deref(cs.Spec.Replicas, 1)
+	replicas := res.shape.replicas
 	st, inFlight := counts(res.views)
-	partition := min(scaled(cs.Spec.UpdateStrategy.Partition, replicas, true, 0), replicas)
-	st.ExpectedUpdatedReplicas = replicas - partition
+	st.ExpectedUpdatedReplicas = replicas - res.shape.partition
 	st.ObservedGeneration = cs.Generation
 	st.UpdateRevision = res.update.Name
 	st.CurrentRevision = res.current.Name
@@ -77,7 +76,7 @@ func significant(old, cur *appsv1alpha1.CloneSetStatus) bool {
 // setConditions computes the kstatus conditions (Ready, Reconciling,
 // Stalled), Progressing and InPlaceUpdateBlocked (workloadstatus).
 func setConditions(cs *appsv1alpha1.CloneSet, st *appsv1alpha1.CloneSetStatus, inFlight int32, res syncResult, now time.Time) time.Duration {
-	replicas := ptr.Deref(cs.Spec.Replicas, 1)
+	replicas := res.shape.replicas
 	us := cs.Spec.UpdateStrategy
 	onDelete := us.Type == appsv1alpha1.OnDeleteCloneSetUpdateStrategyType
 	scaled := st.Replicas == replicas && st.AvailableReplicas == replicas
@@ -87,7 +86,7 @@ func setConditions(cs *appsv1alpha1.CloneSet, st *appsv1alpha1.CloneSetStatus, i
 	p := workloadstatus.Progress{
 		Generation: cs.Generation,
 		Done:       scaled && updated,
-		Paused:     us.Paused,
+		Paused:     res.shape.paused,
 		Progressed: cs.Status.ObservedGeneration != cs.Generation ||
 			cs.Status.Replicas != st.Replicas || cs.Status.ReadyReplicas != st.ReadyReplicas ||
 			cs.Status.AvailableReplicas != st.AvailableReplicas || cs.Status.UpdatedReplicas != st.UpdatedReplicas ||
@@ -108,6 +107,9 @@ func setConditions(cs *appsv1alpha1.CloneSet, st *appsv1alpha1.CloneSetStatus, i
 	}
 	if res.createErr != nil {
 		p.FailureReason, p.FailureMessage = appsv1alpha1.ReasonCreateFailed, res.createErr.Error()
+	}
+	if err := res.shape.controlErr; err != nil {
+		p.FailureReason, p.FailureMessage = appsv1alpha1.ReasonInvalidRolloutControl, err.Error()
 	}
 	return workloadstatus.SetConditions(&st.Conditions, p)
 }

@@ -3,6 +3,7 @@ package cloneset
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -32,6 +33,47 @@ type syncResult struct {
 	createErr    error
 	requeueAfter time.Duration
 	views        []*podView
+	// shape is what the reconcile aimed at.
+	shape shape
+}
+
+// shape is the pod counts a reconcile aims at: the spec's replicas and
+// partition, or, when a Rollout drives the CloneSet, the counts of its
+// control annotation (appsv1alpha1.RolloutControl).
+type shape struct {
+	// replicas is the number of pods wanted (without surge) and partition
+	// how many of them stay off the update revision.
+	replicas, partition int32
+	paused              bool
+	// stable is the rollout's stable revision when it differs from the
+	// update revision: pods kept off the update revision run it.
+	stable string
+	// rollout names the Rollout that drives the CloneSet ("" when none).
+	rollout string
+	// controlErr is an unreadable control annotation; updates hold.
+	controlErr error
+}
+
+// desiredShape resolves the spec (or the rollout control) against the
+// update revision.
+func desiredShape(cs *appsv1alpha1.CloneSet, update string) shape {
+	replicas := ptr.Deref(cs.Spec.Replicas, 1)
+	us := cs.Spec.UpdateStrategy
+	sh := shape{replicas: replicas, partition: min(scaled(us.Partition, replicas, true, 0), replicas), paused: us.Paused}
+	ctl, ok, err := appsv1alpha1.ParseRolloutControl(cs.Annotations)
+	switch {
+	case !ok:
+		return sh
+	case err != nil:
+		sh.paused, sh.controlErr = true, err
+		return sh
+	}
+	updated, stable := ctl.Targets(replicas, update)
+	sh = shape{replicas: updated + stable, partition: stable, rollout: ctl.Rollout}
+	if ctl.StableRevision != update {
+		sh.stable = ctl.StableRevision
+	}
+	return sh
 }
 
 func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *observed) (syncResult, error) {
@@ -44,14 +86,26 @@ func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *obs
 	}
 	t := revs.Templates
 	res.update, res.current, res.collisionCount = revs.Update(), revs.Current, revs.CollisionCount
+	res.shape = desiredShape(cs, res.update.Name)
+	if res.shape.stable != "" {
+		// Pods created off the update revision get the rollout's stable one.
+		stable, ok := t.Revision(res.shape.stable)
+		if !ok {
+			res.shape.paused = true
+			res.shape.controlErr = fmt.Errorf("annotation %s: stableRevision %s is not a revision of this CloneSet",
+				appsv1alpha1.AnnotationRolloutControl, res.shape.stable)
+		} else {
+			res.current = stable
+		}
+	}
 	if prev := cs.Status.UpdateRevision; prev != "" && prev != res.update.Name {
 		// One event an update, however many waves it takes.
 		r.Recorder.Eventf(cs, nil, corev1.EventTypeNormal, "UpdateStarted", "Update", "updating from revision %s to %s", prev, res.update.Name)
 	}
 
 	now := r.Clock.Now()
-	replicas := ptr.Deref(cs.Spec.Replicas, 1)
-	views, wait := r.views(cs, o, res.update.Name, now)
+	replicas := res.shape.replicas
+	views, wait := r.views(cs, o, res.update.Name, res.shape.stable, now)
 	res.views, res.requeueAfter = views, wait
 	var active []*podView
 	var notReady int32
@@ -63,15 +117,10 @@ func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *obs
 			}
 		}
 	}
-	in := r.planInput(cs, replicas, active, notReady, t)
+	in := r.planInput(cs, res.shape, active, notReady, t)
 	p := computePlan(in)
 	if p.blocked {
-		for _, v := range active {
-			if c := t.ChangeTo(v.revision); !v.updated && !c.InPlace {
-				res.blocker = c.Blocker
-				break
-			}
-		}
+		res.blocker = blocker(active, t, res.shape.stable)
 	}
 	log.V(1).Info("plan", "replicas", replicas, "pods", len(active), "createUpdated", p.createUpdated,
 		"createCurrent", p.createCurrent, "deletes", len(p.deletes), "inPlace", len(p.inPlace), "surge", p.surge, "blocked", p.blocked)
@@ -96,14 +145,17 @@ func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *obs
 			r.Recorder.Eventf(cs, nil, corev1.EventTypeNormal, "SuccessfulCreate", "Scale", "created pods")
 		}
 	}
-	after, err := r.updateInPlace(ctx, cs, views, p.inPlace, t)
+	after, err := r.updateInPlace(ctx, cs, views, p, t, res.shape.stable)
 	res.requeueAfter = podcontrol.MinPositive(res.requeueAfter, after)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	inUse := make([]string, len(views))
+	inUse := make([]string, len(views), len(views)+1)
 	for i, v := range views {
 		inUse[i] = v.revision
+	}
+	if res.shape.stable != "" {
+		inUse = append(inUse, res.shape.stable) // the rollout may still send pods back to it
 	}
 	if err := r.Pods.PruneHistory(ctx, revs.History, revs.Live(inUse...), int(ptr.Deref(cs.Spec.RevisionHistoryLimit, 10))); err != nil {
 		errs = append(errs, err)
@@ -113,7 +165,25 @@ func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *obs
 
 // views classifies the pods for the planner and returns the shortest wait
 // until a ready pod becomes available.
-func (r *Reconciler) views(cs *appsv1alpha1.CloneSet, o *observed, update string, now time.Time) ([]*podView, time.Duration) {
+// blocker names what keeps an InPlaceOnly CloneSet from moving a pod: the
+// first pod whose move (to the update revision, or back to the stable
+// one) cannot be made in place.
+func blocker(active []*podView, t *podcontrol.Templates, stable string) string {
+	for _, v := range active {
+		if c := t.ChangeTo(v.revision); !v.updated && !c.InPlace {
+			return c.Blocker
+		}
+		if stable == "" || v.revision == stable {
+			continue
+		}
+		if c := t.Change(v.revision, stable); !c.InPlace {
+			return c.Blocker
+		}
+	}
+	return ""
+}
+
+func (r *Reconciler) views(cs *appsv1alpha1.CloneSet, o *observed, update, stable string, now time.Time) ([]*podView, time.Duration) {
 	var wait time.Duration
 	out := make([]*podView, 0, len(o.pods))
 	states := r.States.States(ownerKey(cs), o.pods)
@@ -123,6 +193,7 @@ func (r *Reconciler) views(cs *appsv1alpha1.CloneSet, o *observed, update string
 		v.state, v.hasState = states[i].State, states[i].OK
 		v.inFlight = v.hasState && v.state.Phase != inplace.PhaseDone
 		v.updating = v.inFlight && v.state.Revision == update
+		v.returning = v.inFlight && stable != "" && v.state.Revision == stable
 		avail, w := podstate.Available(p, cs.Spec.MinReadySeconds, now)
 		if w > 0 && (wait == 0 || w < wait) {
 			wait = w
@@ -134,9 +205,9 @@ func (r *Reconciler) views(cs *appsv1alpha1.CloneSet, o *observed, update string
 	return out, wait
 }
 
-func (r *Reconciler) planInput(cs *appsv1alpha1.CloneSet, replicas int32, active []*podView, notReady int32, t *podcontrol.Templates) planInput {
+func (r *Reconciler) planInput(cs *appsv1alpha1.CloneSet, sh shape, active []*podView, notReady int32, t *podcontrol.Templates) planInput {
 	us := cs.Spec.UpdateStrategy
-	partition := scaled(us.Partition, replicas, true, 0)
+	replicas := sh.replicas
 	maxUnavailable := scaled(us.MaxUnavailable, replicas, false, 0)
 	maxSurge := scaled(us.MaxSurge, replicas, true, 0)
 	if maxUnavailable == 0 && maxSurge == 0 {
@@ -165,13 +236,15 @@ func (r *Reconciler) planInput(cs *appsv1alpha1.CloneSet, replicas int32, active
 	}
 	return planInput{
 		replicas:            replicas,
-		partition:           min(partition, replicas),
+		partition:           sh.partition,
 		maxUnavailable:      maxUnavailable,
 		maxSurge:            maxSurge,
 		scaleMaxUnavailable: scaled(cs.Spec.ScaleStrategy.MaxUnavailable, replicas, false, -1),
 		strategy:            strategy,
-		paused:              us.Paused,
-		inPlace:             func(rev string) bool { return t.ChangeTo(rev).InPlace },
+		paused:              sh.paused,
+		update:              t.Update().Name,
+		stable:              sh.stable,
+		inPlace:             func(from, to string) bool { return t.Change(from, to).InPlace },
 		notReady:            notReady,
 		pods:                active,
 		specified:           specified,

@@ -1,0 +1,347 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// RolloutSpec is the desired state of a Rollout.
+type RolloutSpec struct {
+	// targetRef names the workload this Rollout releases, in the Rollout's
+	// namespace. The workload's template stays the single source of truth:
+	// change the workload (by hand, Argo CD or Flux) and the Rollout drives
+	// the new revision through the strategy. It cannot change.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="targetRef is immutable: create a new Rollout for another workload"
+	TargetRef TargetRef `json:"targetRef"`
+
+	// strategy says how a new revision is released.
+	// +required
+	Strategy RolloutStrategy `json:"strategy"`
+
+	// paused holds the rollout where it is: no step advances and no pod
+	// moves until it is false again.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+
+	// progressDeadlineSeconds is how long a step may make no progress (its
+	// pods not becoming ready, its traffic weight not verified) before the
+	// Progressing condition turns False with reason
+	// ProgressDeadlineExceeded. Pauses do not count. Defaults to 600.
+	// +optional
+	// +kubebuilder:default=600
+	// +kubebuilder:validation:Minimum=1
+	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
+
+	// progressDeadlineAbort aborts the rollout (traffic and pods back to
+	// stable) when the progress deadline passes.
+	// +optional
+	ProgressDeadlineAbort bool `json:"progressDeadlineAbort,omitempty"`
+}
+
+// TargetRef names the workload of a Rollout.
+// +kubebuilder:validation:XValidation:rule="(self.apiVersion == 'apps/v1' && self.kind == 'Deployment') || (self.apiVersion == 'apps.drover.dev/v1alpha1' && self.kind in ['CloneSet', 'StatefulSet', 'DaemonSet'])",message="targetRef must be an apps.drover.dev/v1alpha1 CloneSet, StatefulSet or DaemonSet, or an apps/v1 Deployment"
+type TargetRef struct {
+	// apiVersion of the workload: apps.drover.dev/v1alpha1 or apps/v1.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	APIVersion string `json:"apiVersion"`
+	// kind of the workload: CloneSet, StatefulSet, DaemonSet or Deployment.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	Kind string `json:"kind"`
+	// name of the workload.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// RolloutStrategy says how a new revision is released.
+// +kubebuilder:validation:XValidation:rule="has(self.canary)",message="strategy.canary is required"
+type RolloutStrategy struct {
+	// canary releases the new revision step by step: a growing share of
+	// pods and traffic, pauses and checks between the steps.
+	// +optional
+	Canary *CanaryStrategy `json:"canary,omitempty"`
+}
+
+// CanaryStrategy releases a new revision in steps.
+type CanaryStrategy struct {
+	// stableService is a Service that the Rollout keeps pointed at the
+	// stable revision's pods (its selector gets the workload's revision
+	// label). Unset: the Rollout creates and owns <rollout>-stable.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	StableService string `json:"stableService,omitempty"`
+
+	// canaryService is a Service that the Rollout keeps pointed at the
+	// canary revision's pods (the stable ones when no release is under
+	// way). Unset: the Rollout creates and owns <rollout>-canary.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	CanaryService string `json:"canaryService,omitempty"`
+
+	// steps of the release, in order. A release with no steps goes
+	// straight to full promotion once the canary pods are ready.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	Steps []CanaryStep `json:"steps,omitempty"`
+
+	// trafficRouting shifts traffic with a router. Without it the canary's
+	// share of traffic is its share of pods behind the workload's own
+	// Services (setWeight sets the number of canary pods).
+	// +optional
+	TrafficRouting *TrafficRouting `json:"trafficRouting,omitempty"`
+}
+
+// CanaryStep is one step of a canary release: exactly one field is set.
+// +kubebuilder:validation:XValidation:rule="[has(self.setWeight), has(self.pause), has(self.setCanaryScale)].filter(x, x).size() == 1",message="a step sets exactly one of setWeight, pause or setCanaryScale"
+type CanaryStep struct {
+	// setWeight sends this percentage of traffic to the canary. Without a
+	// traffic router it sets the canary's share of pods (rounded up).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	SetWeight *int32 `json:"setWeight,omitempty"`
+
+	// pause holds the release: for a duration, or until promoted.
+	// +optional
+	Pause *PauseStep `json:"pause,omitempty"`
+
+	// setCanaryScale sets the number of canary pods apart from the traffic
+	// weight (traffic routing only: without a router pods are traffic).
+	// +optional
+	SetCanaryScale *SetCanaryScale `json:"setCanaryScale,omitempty"`
+}
+
+// PauseStep holds a release.
+type PauseStep struct {
+	// duration of the pause, such as "30s" or "5m". Unset: until a user
+	// promotes the rollout (`drover promote`).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="duration must not be negative"
+	Duration *metav1.Duration `json:"duration,omitempty"`
+}
+
+// SetCanaryScale sets the canary's pods apart from its traffic weight:
+// exactly one field is set.
+// +kubebuilder:validation:XValidation:rule="[has(self.replicas), has(self.weight), has(self.matchTrafficWeight) && self.matchTrafficWeight].filter(x, x).size() == 1",message="setCanaryScale sets exactly one of replicas, weight or matchTrafficWeight: true"
+type SetCanaryScale struct {
+	// replicas is the number of canary pods.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Replicas *int32 `json:"replicas,omitempty"`
+	// weight is the canary's pods as a percentage of the workload's
+	// replicas (rounded up).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	Weight *int32 `json:"weight,omitempty"`
+	// matchTrafficWeight goes back to sizing the canary by its traffic
+	// weight.
+	// +optional
+	MatchTrafficWeight bool `json:"matchTrafficWeight,omitempty"`
+}
+
+// TrafficRouting names the router that shifts traffic between the stable
+// and canary Services.
+// +kubebuilder:validation:XValidation:rule="has(self.gatewayAPI)",message="trafficRouting needs a router: gatewayAPI"
+type TrafficRouting struct {
+	// gatewayAPI shifts traffic with Gateway API routes: the Rollout sets
+	// the weights of the stable and canary Services among each route's
+	// backendRefs; rules that reference neither are left alone.
+	// +optional
+	GatewayAPI *GatewayAPIRouting `json:"gatewayAPI,omitempty"`
+}
+
+// GatewayAPIRouting names the Gateway API routes of a Rollout.
+// +kubebuilder:validation:XValidation:rule="(has(self.httpRoutes) ? size(self.httpRoutes) : 0) + (has(self.grpcRoutes) ? size(self.grpcRoutes) : 0) > 0",message="gatewayAPI needs at least one route in httpRoutes or grpcRoutes"
+type GatewayAPIRouting struct {
+	// httpRoutes are HTTPRoutes (gateway.networking.k8s.io/v1) in the
+	// Rollout's namespace.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	HTTPRoutes []RouteRef `json:"httpRoutes,omitempty"`
+	// grpcRoutes are GRPCRoutes (gateway.networking.k8s.io/v1) in the
+	// Rollout's namespace.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	GRPCRoutes []RouteRef `json:"grpcRoutes,omitempty"`
+}
+
+// RouteRef names a route.
+type RouteRef struct {
+	// name of the route.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// RolloutPhase summarises a Rollout for people; conditions are the
+// machine-readable state.
+// +kubebuilder:validation:Enum=Healthy;Progressing;Paused;Degraded
+type RolloutPhase string
+
+const (
+	// RolloutPhaseHealthy: every pod runs the stable revision and is ready;
+	// no release is under way.
+	RolloutPhaseHealthy RolloutPhase = "Healthy"
+	// RolloutPhaseProgressing: a release is moving through its steps.
+	RolloutPhaseProgressing RolloutPhase = "Progressing"
+	// RolloutPhasePaused: a release waits at a pause step or for a user.
+	RolloutPhasePaused RolloutPhase = "Paused"
+	// RolloutPhaseDegraded: the release was aborted (by a user or the
+	// progress deadline) and runs the stable revision; retry it or
+	// release a new revision.
+	RolloutPhaseDegraded RolloutPhase = "Degraded"
+)
+
+// PauseReason says why a release is paused.
+type PauseReason string
+
+const (
+	// PauseReasonCanaryPauseStep: a pause step.
+	PauseReasonCanaryPauseStep PauseReason = "CanaryPauseStep"
+	// PauseReasonUser: spec.paused.
+	PauseReasonUser PauseReason = "User"
+)
+
+// PauseCondition is one reason a release is paused.
+type PauseCondition struct {
+	// reason of the pause.
+	// +required
+	Reason PauseReason `json:"reason"`
+	// startTime is when the pause began.
+	// +required
+	StartTime metav1.Time `json:"startTime"`
+	// until is when a timed pause ends (unset: until promoted).
+	// +optional
+	Until *metav1.Time `json:"until,omitempty"`
+}
+
+// RolloutStatus is the observed state of a Rollout.
+type RolloutStatus struct {
+	// observedGeneration is the generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// phase: Healthy, Progressing, Paused or Degraded.
+	// +optional
+	Phase RolloutPhase `json:"phase,omitempty"`
+	// message says what the rollout is doing or waiting for.
+	// +optional
+	Message string `json:"message,omitempty"`
+
+	// stableRevision is the workload revision that serves production.
+	// +optional
+	StableRevision string `json:"stableRevision,omitempty"`
+	// canaryRevision is the revision being released ("" when none).
+	// +optional
+	CanaryRevision string `json:"canaryRevision,omitempty"`
+	// currentStepIndex is the step being executed; equal to the number of
+	// steps once they are all done.
+	// +optional
+	CurrentStepIndex *int32 `json:"currentStepIndex,omitempty"`
+	// stepStartedAt is when the current step started.
+	// +optional
+	StepStartedAt *metav1.Time `json:"stepStartedAt,omitempty"`
+
+	// desiredWeight is the traffic percentage the current step sends to the
+	// canary; verifiedWeight is the one last confirmed (by the router, or
+	// by ready pods without one).
+	// +optional
+	DesiredWeight int32 `json:"desiredWeight"`
+	// +optional
+	VerifiedWeight *int32 `json:"verifiedWeight,omitempty"`
+
+	// replicas is the workload's desired replicas; canaryReplicas and
+	// stableReplicas the pods the current step runs of each revision, and
+	// the *ReadyReplicas those that are ready.
+	// +optional
+	Replicas int32 `json:"replicas"`
+	// +optional
+	CanaryReplicas int32 `json:"canaryReplicas"`
+	// +optional
+	CanaryReadyReplicas int32 `json:"canaryReadyReplicas"`
+	// +optional
+	StableReplicas int32 `json:"stableReplicas"`
+	// +optional
+	StableReadyReplicas int32 `json:"stableReadyReplicas"`
+
+	// stableService and canaryService are the Services in use.
+	// +optional
+	StableService string `json:"stableService,omitempty"`
+	// +optional
+	CanaryService string `json:"canaryService,omitempty"`
+
+	// pauseConditions are the reasons the release is paused.
+	// +optional
+	// +listType=map
+	// +listMapKey=reason
+	PauseConditions []PauseCondition `json:"pauseConditions,omitempty"`
+
+	// abortedRevision is the canary revision a user or the progress
+	// deadline aborted: it runs no pods and gets no traffic until a retry
+	// or a newer revision.
+	// +optional
+	AbortedRevision string `json:"abortedRevision,omitempty"`
+	// promoteFull is set by `drover promote --full`: the remaining steps
+	// are skipped.
+	// +optional
+	PromoteFull bool `json:"promoteFull,omitempty"`
+
+	// conditions: Ready, Reconciling and Stalled (kstatus), Progressing,
+	// Paused, Aborted and Completed.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Rollout releases new revisions of a workload progressively: canary
+// steps with traffic shifting through a router, pauses and automatic or
+// manual promotion and abort.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=ro,categories=all;drover
+// +kubebuilder:printcolumn:name="Target",type=string,JSONPath=`.spec.targetRef.name`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Step",type=integer,JSONPath=`.status.currentStepIndex`
+// +kubebuilder:printcolumn:name="Weight",type=integer,JSONPath=`.status.desiredWeight`
+// +kubebuilder:printcolumn:name="Stable",type=string,JSONPath=`.status.stableRevision`
+// +kubebuilder:printcolumn:name="Canary",type=string,JSONPath=`.status.canaryRevision`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.message`,priority=1
+type Rollout struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec RolloutSpec `json:"spec"`
+	// +optional
+	Status RolloutStatus `json:"status,omitempty"`
+}
+
+// RolloutList is a list of Rollouts.
+//
+// +kubebuilder:object:root=true
+type RolloutList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Rollout `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Rollout{}, &RolloutList{})
+}

@@ -1,0 +1,426 @@
+package rollout
+
+import (
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
+	"github.com/drover-dev/drover/internal/target"
+)
+
+// The release is a state machine over small step actions, in the manner of
+// helm-controller's reconcile: the state (the Rollout's status and what the
+// workload and the router report) decides the next action, the action is
+// applied (apply.go) and recorded in status. Everything here is pure: it
+// reads no API and no clock.
+
+// planInput is what one reconcile knows.
+type planInput struct {
+	spec   *rolloutsv1alpha1.RolloutSpec
+	status *rolloutsv1alpha1.RolloutStatus
+	// workload is the target, already caught up with its spec.
+	workload *target.Workload
+	// action is the user's pending action ("" when none).
+	action rolloutsv1alpha1.Action
+	// routed: a traffic router shifts the traffic; observedWeight and
+	// weightVerified are what it reported.
+	routed         bool
+	observedWeight int32
+	weightVerified bool
+	// deadlineExceeded: the Progressing condition says no progress was
+	// made within progressDeadlineSeconds.
+	deadlineExceeded bool
+	now              time.Time
+}
+
+// event is a transition worth an Event.
+type event struct {
+	reason, message string
+	warning         bool
+}
+
+// decision is what the reconcile should make true.
+type decision struct {
+	// status is the new status (conditions are set later, status.go).
+	status rolloutsv1alpha1.RolloutStatus
+	// control is written on the workload.
+	control appsv1alpha1.RolloutControl
+	// weight is the canary weight to set on the router.
+	weight int32
+	// stableSelects and canarySelects are the revisions the stable and
+	// canary Services select.
+	stableSelects, canarySelects string
+	// activity is the Reconciling reason while not done, and message the
+	// human summary.
+	activity, message string
+	// done: no release is under way and every pod runs the stable
+	// revision, ready. paused: the release waits for time or a user.
+	// aborted: the release was aborted.
+	done, paused, aborted bool
+	// progressed: something moved (step, counts, revisions).
+	progressed   bool
+	requeueAfter time.Duration
+	events       []event
+	// actionDone: the pending action was handled and can be removed.
+	actionDone bool
+}
+
+// shape is how many pods of each revision a step runs and the canary's
+// traffic weight.
+type shape struct {
+	canary, stable int32
+	weight         int32
+}
+
+// decide runs the state machine for one reconcile.
+func decide(in planInput) decision {
+	w := in.workload
+	d := decision{status: *in.status.DeepCopy()}
+	st := &d.status
+	st.Replicas = w.Replicas
+	d.actionDone = in.action != ""
+
+	if st.StableRevision == "" {
+		// First sight of the workload: what it runs is stable; an update
+		// already under way is released through the steps.
+		st.StableRevision = w.CurrentRevision
+	}
+	stable, update := st.StableRevision, w.UpdateRevision
+
+	if update == stable {
+		return d.steady(in)
+	}
+	if st.CanaryRevision != update {
+		prev := st.CanaryRevision
+		d.startRelease(in.now, update)
+		if prev != "" {
+			d.note(false, "ReleaseRestarted", "revision %s replaces %s mid-release: starting again from step 0", update, prev)
+		} else {
+			d.note(false, "ReleaseStarted", "releasing revision %s (stable %s)", update, stable)
+		}
+	}
+
+	switch in.action {
+	case rolloutsv1alpha1.ActionAbort:
+		if st.AbortedRevision != update {
+			st.AbortedRevision = update
+			d.note(true, "Aborted", "release of %s aborted by a user: traffic and pods back to %s", update, stable)
+		}
+	case rolloutsv1alpha1.ActionRetry:
+		if st.AbortedRevision == update {
+			d.startRelease(in.now, update)
+			d.note(false, "Retried", "release of %s retried from step 0", update)
+		}
+	}
+	if st.AbortedRevision != update && in.deadlineExceeded && in.spec.ProgressDeadlineAbort {
+		st.AbortedRevision = update
+		d.note(true, "Aborted", "release of %s aborted: no progress within %ds", update, ptr.Deref(in.spec.ProgressDeadlineSeconds, 600))
+	}
+	if st.AbortedRevision == update {
+		return d.abort(in)
+	}
+	return d.release(in)
+}
+
+// startRelease resets the step machine for a new canary revision.
+func (d *decision) startRelease(now time.Time, update string) {
+	st := &d.status
+	st.CanaryRevision = update
+	st.CurrentStepIndex = ptr.To[int32](0)
+	st.StepStartedAt = &metav1.Time{Time: now}
+	st.PauseConditions = nil
+	st.PromoteFull = false
+	st.AbortedRevision = ""
+	d.progressed = true
+}
+
+// steady: the template is the stable revision. Every pod runs it; the
+// canary Service points at it too.
+func (d *decision) steady(in planInput) decision {
+	st, w := &d.status, in.workload
+	if st.CanaryRevision != "" {
+		d.note(false, "ReleaseReverted", "the template went back to the stable revision %s: release of %s dropped", st.StableRevision, st.CanaryRevision)
+		d.progressed = true
+	}
+	st.CanaryRevision, st.CurrentStepIndex, st.StepStartedAt = "", nil, nil
+	st.PauseConditions, st.PromoteFull, st.AbortedRevision = nil, false, ""
+	d.shapeTo(in, shape{stable: w.Replicas})
+	d.control = appsv1alpha1.RolloutControl{StableRevision: st.StableRevision}
+	st.CanaryReplicas, st.StableReplicas = 0, w.Replicas
+	d.stableSelects, d.canarySelects = st.StableRevision, st.StableRevision
+	c := w.Counts
+	d.done = c.Replicas == w.Replicas && c.Updated == w.Replicas && c.UpdatedReady == w.Replicas
+	d.activity = rolloutsv1alpha1.ReasonHealthy
+	d.message = fmt.Sprintf("revision %s: %d/%d pods ready", st.StableRevision, c.UpdatedReady, w.Replicas)
+	if !d.done {
+		d.activity = rolloutsv1alpha1.ReasonWaitingForWorkload
+	}
+	return *d
+}
+
+// abort keeps every pod and all traffic on the stable revision.
+func (d *decision) abort(in planInput) decision {
+	st, w := &d.status, in.workload
+	st.PauseConditions = nil
+	d.shapeTo(in, shape{stable: w.Replicas})
+	d.stableSelects, d.canarySelects = st.StableRevision, st.CanaryRevision
+	d.aborted = true
+	d.activity = rolloutsv1alpha1.ReasonAborted
+	d.message = fmt.Sprintf("release of %s aborted: %d/%d pods back on %s; retry it or release a new revision",
+		st.CanaryRevision, st.StableReadyReplicas, w.Replicas, st.StableRevision)
+	return *d
+}
+
+// release moves through the steps, then promotes.
+func (d *decision) release(in planInput) decision {
+	st := &d.status
+	steps := in.spec.Strategy.Canary.Steps
+	d.stableSelects, d.canarySelects = st.StableRevision, st.CanaryRevision
+	i := ptr.Deref(st.CurrentStepIndex, 0)
+
+	switch in.action {
+	case rolloutsv1alpha1.ActionPromoteFull:
+		if !st.PromoteFull {
+			st.PromoteFull = true
+			d.note(false, "PromotedFull", "remaining steps skipped by a user: promoting %s", st.CanaryRevision)
+		}
+	case rolloutsv1alpha1.ActionPromote:
+		if int(i) < len(steps) {
+			d.note(false, "StepSkipped", "step %d promoted by a user", i)
+			i = d.advance(in.now, i)
+		}
+	}
+	if st.PromoteFull {
+		i = int32(len(steps))
+	}
+
+	if in.spec.Paused {
+		// Hold: the current step's shape stays; nothing advances.
+		sh := stepShape(in, min(int(i), len(steps)-1))
+		if int(i) >= len(steps) {
+			sh = promotionShape(in)
+		}
+		d.shapeTo(in, sh)
+		d.pause(in.now, rolloutsv1alpha1.PauseReasonUser, nil)
+		d.activity, d.message = rolloutsv1alpha1.ReasonPausedUser, "paused by spec.paused at step "+fmt.Sprint(i)
+		st.CurrentStepIndex = ptr.To(i)
+		return *d
+	}
+	d.unpause(rolloutsv1alpha1.PauseReasonUser)
+
+	for int(i) < len(steps) {
+		step := steps[i]
+		if step.Pause != nil {
+			sh := stepShape(in, int(i))
+			d.shapeTo(in, sh)
+			started := st.StepStartedAt.Time
+			if step.Pause.Duration == nil {
+				d.pause(started, rolloutsv1alpha1.PauseReasonCanaryPauseStep, nil)
+				d.activity, d.message = rolloutsv1alpha1.ReasonPausedStep, fmt.Sprintf("paused at step %d until promoted (drover promote)", i)
+				st.CurrentStepIndex = ptr.To(i)
+				return *d
+			}
+			until := started.Add(step.Pause.Duration.Duration)
+			if in.now.Before(until) {
+				d.pause(started, rolloutsv1alpha1.PauseReasonCanaryPauseStep, &until)
+				d.activity, d.message = rolloutsv1alpha1.ReasonPausedStep, fmt.Sprintf("paused at step %d for %s", i, step.Pause.Duration.Duration)
+				d.requeueAfter = until.Sub(in.now)
+				st.CurrentStepIndex = ptr.To(i)
+				return *d
+			}
+			d.unpause(rolloutsv1alpha1.PauseReasonCanaryPauseStep)
+			d.note(false, "StepCompleted", "step %d (pause %s) completed", i, step.Pause.Duration.Duration)
+			i = d.advance(in.now, i)
+			continue
+		}
+		sh := stepShape(in, int(i))
+		d.shapeTo(in, sh)
+		if !settled(in, sh) {
+			d.activity = rolloutsv1alpha1.ReasonStepRunning
+			d.message = fmt.Sprintf("step %d: %d/%d canary pods ready, weight %d%%", i, st.CanaryReadyReplicas, sh.canary, sh.weight)
+			st.CurrentStepIndex = ptr.To(i)
+			return *d
+		}
+		d.note(false, "StepCompleted", "step %d completed: %d canary pods, weight %d%%", i, sh.canary, sh.weight)
+		i = d.advance(in.now, i)
+	}
+	st.CurrentStepIndex = ptr.To(i)
+	st.PauseConditions = nil
+	return d.promote(in)
+}
+
+// promote moves every pod to the canary revision, with traffic following
+// the ready pods, then makes it stable.
+func (d *decision) promote(in planInput) decision {
+	st, w := &d.status, in.workload
+	sh := promotionShape(in)
+	d.shapeTo(in, sh)
+	if !settled(in, sh) {
+		d.activity = rolloutsv1alpha1.ReasonPromoting
+		d.message = fmt.Sprintf("promoting %s: %d/%d pods ready on it", st.CanaryRevision, st.CanaryReadyReplicas, w.Replicas)
+		return *d
+	}
+	// Every pod runs the canary revision and is ready: it becomes stable.
+	// Both Services select it before the router sends everything to the
+	// stable Service, so no request finds an empty Service.
+	d.note(false, "Promoted", "revision %s is stable (was %s)", st.CanaryRevision, st.StableRevision)
+	st.StableRevision, st.CanaryRevision = st.CanaryRevision, ""
+	d.progressed = true
+	return d.steady(in)
+}
+
+// advance moves to the next step.
+func (d *decision) advance(now time.Time, i int32) int32 {
+	d.unpause(rolloutsv1alpha1.PauseReasonCanaryPauseStep)
+	d.status.StepStartedAt = &metav1.Time{Time: now}
+	d.progressed = true
+	return i + 1
+}
+
+// stepShape is the shape of step i: the weight of the last setWeight at or
+// before it, and the canary size of the last setCanaryScale (or the
+// weight's share of replicas).
+func stepShape(in planInput, i int) shape {
+	steps := in.spec.Strategy.Canary.Steps
+	var weight int32
+	var scale *rolloutsv1alpha1.SetCanaryScale
+	for j := 0; j <= i && j < len(steps); j++ {
+		if s := steps[j]; s.SetWeight != nil {
+			weight = *s.SetWeight
+		} else if s.SetCanaryScale != nil {
+			scale = s.SetCanaryScale
+		}
+	}
+	replicas := in.workload.Replicas
+	canary := percentOf(replicas, weight)
+	switch {
+	case scale == nil || scale.MatchTrafficWeight:
+	case scale.Replicas != nil:
+		canary = min(*scale.Replicas, replicas)
+	case scale.Weight != nil:
+		canary = percentOf(replicas, *scale.Weight)
+	}
+	return shape{canary: canary, stable: replicas - canary, weight: weight}
+}
+
+// promotionShape moves every pod to the canary revision but one, with the
+// router's weight following the share of ready pods that are canary; once
+// those are ready the router sends everything to the canary, and only when
+// it has verified that does the last stable pod move. So the stable
+// Service is never left without a ready pod while it still gets traffic.
+func promotionShape(in planInput) shape {
+	n, c := in.workload.Replicas, in.workload.Counts
+	if !in.routed || n <= 1 {
+		return shape{canary: n, weight: 100}
+	}
+	if in.observedWeight == 100 && in.weightVerified {
+		return shape{canary: n, weight: 100}
+	}
+	sh := shape{canary: n - 1, stable: 1, weight: in.observedWeight}
+	switch {
+	case c.Updated >= n-1 && c.UpdatedReady >= n-1:
+		sh.weight = 100
+	case c.Ready > 0:
+		sh.weight = max(sh.weight, c.UpdatedReady*100/c.Ready)
+	}
+	return sh
+}
+
+// percentOf is p% of n, rounded up.
+func percentOf(n, p int32) int32 {
+	return int32((int64(n)*int64(p) + 99) / 100)
+}
+
+// settled reports whether the workload runs the shape with every pod ready
+// and the router carries (and verified) its weight.
+func settled(in planInput, sh shape) bool {
+	c := in.workload.Counts
+	pods := c.Updated == sh.canary && c.UpdatedReady == sh.canary &&
+		c.Replicas == sh.canary+sh.stable && c.Ready == sh.canary+sh.stable
+	if !in.routed {
+		return pods
+	}
+	return pods && in.observedWeight == sh.weight && in.weightVerified
+}
+
+// shapeTo aims the workload and the router at a shape, in the order that
+// never sends traffic to pods that are not there: a growing canary gets
+// its pods ready before its weight, a shrinking one loses its weight
+// (verified by the router) before its pods.
+func (d *decision) shapeTo(in planInput, sh shape) {
+	st, c := &d.status, in.workload.Counts
+	canary, weight := sh.canary, sh.weight
+	if in.routed {
+		cur := in.observedWeight
+		switch {
+		case weight > cur && (c.Updated < canary || c.UpdatedReady < canary):
+			weight = cur
+		case weight < cur || (weight == cur && !in.weightVerified):
+			if !(cur == weight && in.weightVerified) {
+				canary = max(canary, min(c.Updated, in.workload.Replicas))
+			}
+		}
+	}
+	d.weight = weight
+	d.control = appsv1alpha1.RolloutControl{
+		StableRevision: st.StableRevision,
+		CanaryRevision: st.CanaryRevision,
+		CanaryReplicas: canary,
+		StableReplicas: ptr.To(max(0, min(sh.stable, in.workload.Replicas-canary))),
+	}
+	st.DesiredWeight = sh.weight
+	st.CanaryReplicas, st.StableReplicas = canary, *d.control.StableReplicas
+	if st.CanaryRevision != "" && in.workload.UpdateRevision == st.CanaryRevision {
+		st.CanaryReadyReplicas = c.UpdatedReady
+		st.StableReadyReplicas = max(0, c.Ready-c.UpdatedReady)
+	} else {
+		st.CanaryReadyReplicas, st.StableReadyReplicas = 0, c.Ready
+	}
+	switch {
+	case in.routed && in.weightVerified:
+		st.VerifiedWeight = ptr.To(in.observedWeight)
+	case in.routed:
+		st.VerifiedWeight = nil
+	case c.Ready > 0:
+		st.VerifiedWeight = ptr.To(st.CanaryReadyReplicas * 100 / c.Ready)
+	default:
+		st.VerifiedWeight = ptr.To[int32](0)
+	}
+}
+
+// pause records a pause condition (kept with its first start time).
+func (d *decision) pause(start time.Time, reason rolloutsv1alpha1.PauseReason, until *time.Time) {
+	d.paused = true
+	for i := range d.status.PauseConditions {
+		if d.status.PauseConditions[i].Reason == reason {
+			return
+		}
+	}
+	pc := rolloutsv1alpha1.PauseCondition{Reason: reason, StartTime: metav1.Time{Time: start}}
+	if until != nil {
+		pc.Until = &metav1.Time{Time: *until}
+	}
+	d.status.PauseConditions = append(d.status.PauseConditions, pc)
+	d.note(false, "Paused", "release paused (%s)", reason)
+}
+
+func (d *decision) unpause(reason rolloutsv1alpha1.PauseReason) {
+	pcs := d.status.PauseConditions[:0:0]
+	for _, pc := range d.status.PauseConditions {
+		if pc.Reason != reason {
+			pcs = append(pcs, pc)
+		}
+	}
+	if len(pcs) == 0 {
+		pcs = nil
+	}
+	d.status.PauseConditions = pcs
+}
+
+func (d *decision) note(warning bool, reason, format string, args ...any) {
+	d.events = append(d.events, event{reason: reason, message: fmt.Sprintf(format, args...), warning: warning})
+}

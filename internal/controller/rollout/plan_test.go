@@ -1,0 +1,368 @@
+package rollout
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
+	"github.com/drover-dev/drover/internal/target"
+)
+
+const (
+	revStable = "web-1"
+	revCanary = "web-2"
+	revNext   = "web-3"
+)
+
+var t0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+func weightStep(w int32) rolloutsv1alpha1.CanaryStep {
+	return rolloutsv1alpha1.CanaryStep{SetWeight: ptr.To(w)}
+}
+
+func pauseStep(d time.Duration) rolloutsv1alpha1.CanaryStep {
+	if d == 0 {
+		return rolloutsv1alpha1.CanaryStep{Pause: &rolloutsv1alpha1.PauseStep{}}
+	}
+	return rolloutsv1alpha1.CanaryStep{Pause: &rolloutsv1alpha1.PauseStep{Duration: &metav1.Duration{Duration: d}}}
+}
+
+func canarySpec(steps ...rolloutsv1alpha1.CanaryStep) *rolloutsv1alpha1.RolloutSpec {
+	return &rolloutsv1alpha1.RolloutSpec{Strategy: rolloutsv1alpha1.RolloutStrategy{Canary: &rolloutsv1alpha1.CanaryStrategy{Steps: steps}}}
+}
+
+// simWorkload answers the rollout control like a workload controller would,
+// one pod per tick: a pod that changes revision is not ready for a tick.
+type simWorkload struct {
+	replicas        int32
+	update          string
+	stable, canary  int32 // pods per revision (stable = not update)
+	moving          int32 // pods not ready this tick
+	movingToCanary  bool
+	stableRev       string
+	controlCanary   int32
+	controlStable   int32
+	hasControl      bool
+	routerWeight    int32
+	routerVerified  bool
+	pendingWeight   *int32
+	maxUnavailable  int32
+	podsPerTickMove int32
+}
+
+func newSim(replicas int32) *simWorkload {
+	return &simWorkload{replicas: replicas, update: revStable, stable: replicas, stableRev: revStable, routerVerified: true, maxUnavailable: 1, podsPerTickMove: 1}
+}
+
+func (s *simWorkload) workload() *target.Workload {
+	updated, updatedReady := s.canary, s.canary
+	ready := s.stable + s.canary
+	if s.update == s.stableRev {
+		updated, updatedReady = s.stable+s.canary, s.stable+s.canary
+	}
+	return &target.Workload{
+		Replicas: s.replicas, CaughtUp: true, CurrentRevision: s.stableRev, UpdateRevision: s.update,
+		Counts: target.Counts{Replicas: s.stable + s.canary + s.moving, Ready: ready, Updated: updated + boolInt(s.movingToCanary)*s.moving, UpdatedReady: updatedReady},
+	}
+}
+
+func boolInt(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// tick lets the simulated cluster move one step toward the last decision.
+func (s *simWorkload) tick() {
+	// Pods that were moving arrive.
+	if s.moving > 0 {
+		if s.movingToCanary {
+			s.canary += s.moving
+		} else {
+			s.stable += s.moving
+		}
+		s.moving = 0
+	}
+	if s.pendingWeight != nil {
+		s.routerWeight, s.routerVerified, s.pendingWeight = *s.pendingWeight, true, nil
+	}
+	if !s.hasControl {
+		return
+	}
+	switch {
+	case s.canary < s.controlCanary && s.stable > 0:
+		s.stable--
+		s.moving, s.movingToCanary = 1, true
+	case s.canary > s.controlCanary:
+		s.canary--
+		s.moving, s.movingToCanary = 1, false
+	}
+}
+
+func (s *simWorkload) apply(d decision) {
+	s.hasControl = true
+	if d.control.CanaryRevision == s.update && s.update != d.control.StableRevision {
+		s.controlCanary = d.control.CanaryReplicas
+	} else {
+		s.controlCanary = 0
+	}
+	if d.control.StableRevision == s.update && s.update != s.stableRev {
+		// promoted: the canary revision is now stable
+		s.stableRev = s.update
+		s.stable, s.canary = s.stable+s.canary, 0
+	}
+	if d.weight != s.routerWeight {
+		s.pendingWeight = ptr.To(d.weight)
+		s.routerVerified = false
+	}
+}
+
+type run struct {
+	t      *testing.T
+	spec   *rolloutsv1alpha1.RolloutSpec
+	status rolloutsv1alpha1.RolloutStatus
+	sim    *simWorkload
+	now    time.Time
+	routed bool
+	last   decision
+	events []string
+}
+
+func (r *run) step(action rolloutsv1alpha1.Action) decision {
+	r.t.Helper()
+	in := planInput{spec: r.spec, status: &r.status, workload: r.sim.workload(), action: action, now: r.now, routed: r.routed,
+		observedWeight: r.sim.routerWeight, weightVerified: r.sim.routerVerified}
+	d := decide(in)
+	r.checkTraffic(in)
+	for _, e := range d.events {
+		r.events = append(r.events, e.reason)
+	}
+	r.status = d.status
+	r.sim.apply(d)
+	r.sim.tick()
+	r.now = r.now.Add(time.Second)
+	r.last = d
+	return d
+}
+
+// checkTraffic: a router never sends traffic to a side without ready pods.
+func (r *run) checkTraffic(in planInput) {
+	r.t.Helper()
+	if !r.routed {
+		return
+	}
+	c := in.workload.Counts
+	w := r.sim.routerWeight
+	canaryReady := c.UpdatedReady
+	if in.workload.UpdateRevision == r.sim.stableRev {
+		canaryReady = 0
+	}
+	stableReady := c.Ready - canaryReady
+	if w > 0 && canaryReady == 0 && in.workload.UpdateRevision != r.sim.stableRev {
+		r.t.Fatalf("router sends %d%% to the canary with no ready canary pod (counts %+v)", w, c)
+	}
+	if w < 100 && stableReady == 0 {
+		r.t.Fatalf("router sends %d%% to stable with no ready stable pod (counts %+v)", 100-w, c)
+	}
+}
+
+// until steps until cond or fails after n reconciles.
+func (r *run) until(n int, what string, cond func(decision) bool) {
+	r.t.Helper()
+	for i := 0; i < n; i++ {
+		if d := r.step(""); cond(d) {
+			return
+		}
+	}
+	r.t.Fatalf("%s: not reached after %d reconciles; status %+v", what, n, r.status)
+}
+
+func TestCanaryWithoutRouter(t *testing.T) {
+	r := &run{t: t, spec: canarySpec(weightStep(20), pauseStep(0), weightStep(50), pauseStep(30*time.Second)), sim: newSim(10), now: t0}
+	d := r.step("")
+	if !d.done || d.status.StableRevision != revStable || d.control.StableRevision != revStable {
+		t.Fatalf("steady state: done=%v status=%+v control=%+v", d.done, d.status, d.control)
+	}
+
+	r.sim.update = revCanary
+	d = r.step("")
+	if d.status.CanaryRevision != revCanary || *d.status.CurrentStepIndex != 0 || d.control.CanaryReplicas != 2 || *d.control.StableReplicas != 8 {
+		t.Fatalf("release start: status %+v control %+v", d.status, d.control)
+	}
+	r.until(20, "pause at step 1", func(d decision) bool { return d.paused })
+	if got := *r.status.CurrentStepIndex; got != 1 || r.sim.canary != 2 {
+		t.Fatalf("paused at step %d with %d canary pods, want step 1 with 2", got, r.sim.canary)
+	}
+	if len(r.status.PauseConditions) != 1 || r.status.PauseConditions[0].Reason != rolloutsv1alpha1.PauseReasonCanaryPauseStep {
+		t.Fatalf("pause conditions %+v", r.status.PauseConditions)
+	}
+	for i := 0; i < 5; i++ {
+		if d := r.step(""); !d.paused {
+			t.Fatal("an indefinite pause ended without promote")
+		}
+	}
+	d = r.step(rolloutsv1alpha1.ActionPromote)
+	if *d.status.CurrentStepIndex != 2 || d.control.CanaryReplicas != 5 || !d.actionDone || d.paused {
+		t.Fatalf("after promote: step %d canary %d actionDone %v paused %v", *d.status.CurrentStepIndex, d.control.CanaryReplicas, d.actionDone, d.paused)
+	}
+	r.until(20, "timed pause at step 3", func(d decision) bool { return d.paused })
+	if r.last.requeueAfter <= 0 || r.last.requeueAfter > 30*time.Second {
+		t.Fatalf("timed pause requeues after %s", r.last.requeueAfter)
+	}
+	r.now = r.now.Add(31 * time.Second)
+	r.until(30, "promotion", func(d decision) bool { return d.done })
+	if r.status.StableRevision != revCanary || r.status.CanaryRevision != "" || r.status.CurrentStepIndex != nil {
+		t.Fatalf("after promotion: %+v", r.status)
+	}
+	if r.sim.canary+r.sim.stable != 10 || r.sim.stableRev != revCanary {
+		t.Fatalf("sim after promotion: %+v", r.sim)
+	}
+	want := []string{"ReleaseStarted", "StepCompleted", "Paused", "StepSkipped", "StepCompleted", "Paused", "StepCompleted", "Promoted"}
+	if fmt.Sprint(r.events) != fmt.Sprint(want) {
+		t.Fatalf("events %v, want %v", r.events, want)
+	}
+}
+
+func TestCanaryAbortAndRetry(t *testing.T) {
+	r := &run{t: t, spec: canarySpec(weightStep(40), pauseStep(0)), sim: newSim(5), now: t0}
+	r.step("")
+	r.sim.update = revCanary
+	r.until(20, "pause", func(d decision) bool { return d.paused })
+	d := r.step(rolloutsv1alpha1.ActionAbort)
+	if !d.aborted || d.control.CanaryReplicas != 0 || d.status.AbortedRevision != revCanary || d.paused {
+		t.Fatalf("abort: %+v control %+v", d.status, d.control)
+	}
+	r.until(20, "pods back on stable", func(d decision) bool { return r.sim.canary == 0 && r.sim.moving == 0 })
+	if d := r.step(""); !d.aborted || phase(&d) != rolloutsv1alpha1.RolloutPhaseDegraded {
+		t.Fatal("aborted release does not stay Degraded")
+	}
+	d = r.step(rolloutsv1alpha1.ActionRetry)
+	if d.aborted || *d.status.CurrentStepIndex != 0 || d.control.CanaryReplicas != 2 {
+		t.Fatalf("retry: %+v control %+v", d.status, d.control)
+	}
+	// A newer revision during an aborted release starts it afresh.
+	r.step(rolloutsv1alpha1.ActionAbort)
+	r.sim.update = revNext
+	d = r.step("")
+	if d.aborted || d.status.CanaryRevision != revNext || d.status.AbortedRevision != "" {
+		t.Fatalf("new revision after abort: %+v", d.status)
+	}
+}
+
+func TestNewRevisionMidRelease(t *testing.T) {
+	r := &run{t: t, spec: canarySpec(weightStep(20), weightStep(60), pauseStep(0)), sim: newSim(10), now: t0}
+	r.step("")
+	r.sim.update = revCanary
+	r.until(40, "pause", func(d decision) bool { return d.paused })
+	r.sim.update, r.sim.canary, r.sim.stable = revNext, 0, 10 // the workload sends the old canary's pods back
+	d := r.step("")
+	if d.status.CanaryRevision != revNext || *d.status.CurrentStepIndex != 0 || d.control.CanaryReplicas != 2 || d.paused {
+		t.Fatalf("restart: %+v control %+v", d.status, d.control)
+	}
+	if r.events[len(r.events)-1] != "ReleaseRestarted" {
+		t.Fatalf("events %v", r.events)
+	}
+}
+
+func TestUserPauseHoldsAndPromoteFull(t *testing.T) {
+	r := &run{t: t, spec: canarySpec(weightStep(20), weightStep(40), weightStep(60), pauseStep(0)), sim: newSim(10), now: t0}
+	r.step("")
+	r.sim.update = revCanary
+	r.step("")
+	r.spec.Paused = true
+	for i := 0; i < 10; i++ {
+		d := r.step("")
+		if !d.paused || *d.status.CurrentStepIndex != 0 || d.control.CanaryReplicas != 2 {
+			t.Fatalf("spec.paused did not hold: step %d canary %d", *d.status.CurrentStepIndex, d.control.CanaryReplicas)
+		}
+	}
+	if r.status.PauseConditions[0].Reason != rolloutsv1alpha1.PauseReasonUser {
+		t.Fatalf("pause conditions %+v", r.status.PauseConditions)
+	}
+	r.spec.Paused = false
+	d := r.step(rolloutsv1alpha1.ActionPromoteFull)
+	if !d.status.PromoteFull || d.control.CanaryReplicas != 10 || len(d.status.PauseConditions) != 0 {
+		t.Fatalf("promote --full: %+v control %+v", d.status, d.control)
+	}
+	r.until(40, "promoted", func(d decision) bool { return d.done })
+	if r.status.StableRevision != revCanary {
+		t.Fatalf("stable %s", r.status.StableRevision)
+	}
+}
+
+func TestTemplateRevertedToStable(t *testing.T) {
+	r := &run{t: t, spec: canarySpec(weightStep(50), pauseStep(0)), sim: newSim(4), now: t0}
+	r.step("")
+	r.sim.update = revCanary
+	r.until(20, "pause", func(d decision) bool { return d.paused })
+	r.sim.update, r.sim.canary, r.sim.stable = revStable, 0, 4
+	d := r.step("")
+	if d.status.CanaryRevision != "" || d.control.CanaryRevision != "" || d.control.StableRevision != revStable || !d.done {
+		t.Fatalf("revert: %+v control %+v", d.status, d.control)
+	}
+}
+
+func TestProgressDeadlineAbort(t *testing.T) {
+	spec := canarySpec(weightStep(50))
+	spec.ProgressDeadlineAbort = true
+	r := &run{t: t, spec: spec, sim: newSim(4), now: t0}
+	r.step("")
+	r.sim.update = revCanary
+	in := planInput{spec: spec, status: &r.status, workload: r.sim.workload(), now: r.now, deadlineExceeded: true}
+	if d := decide(in); !d.aborted || d.control.CanaryReplicas != 0 {
+		t.Fatalf("deadline abort: %+v", d.status)
+	}
+	spec.ProgressDeadlineAbort = false
+	if d := decide(in); d.aborted {
+		t.Fatal("aborted without progressDeadlineAbort")
+	}
+}
+
+func TestRouterOrdersPodsAndTraffic(t *testing.T) {
+	r := &run{t: t, spec: canarySpec(weightStep(20), weightStep(60), pauseStep(0)), sim: newSim(10), now: t0, routed: true}
+	r.step("")
+	r.sim.update = revCanary
+	d := r.step("")
+	if d.weight != 0 || d.control.CanaryReplicas != 2 {
+		t.Fatalf("the weight moved before the canary pods were ready: weight %d canary %d", d.weight, d.control.CanaryReplicas)
+	}
+	r.until(40, "pause", func(d decision) bool { return d.paused })
+	if r.sim.routerWeight != 60 || r.sim.canary != 6 || *r.status.VerifiedWeight != 60 {
+		t.Fatalf("at the pause: weight %d canary pods %d verified %v", r.sim.routerWeight, r.sim.canary, r.status.VerifiedWeight)
+	}
+	d = r.step(rolloutsv1alpha1.ActionAbort)
+	if d.weight != 0 || d.control.CanaryReplicas != 6 {
+		t.Fatalf("abort must take the weight away before the pods: weight %d canary %d", d.weight, d.control.CanaryReplicas)
+	}
+	r.until(40, "pods back", func(d decision) bool { return r.sim.canary == 0 && r.sim.moving == 0 })
+	// Retry and promote all the way: checkTraffic runs on every reconcile.
+	r.step(rolloutsv1alpha1.ActionRetry)
+	r.until(60, "pause again", func(d decision) bool { return d.paused })
+	r.step(rolloutsv1alpha1.ActionPromote)
+	r.until(80, "promoted", func(d decision) bool { return d.done })
+	if r.status.StableRevision != revCanary || r.sim.routerWeight != 0 || r.sim.stable+r.sim.canary != 10 {
+		t.Fatalf("after promotion: stable %s weight %d sim %+v", r.status.StableRevision, r.sim.routerWeight, r.sim)
+	}
+}
+
+func TestStepShape(t *testing.T) {
+	steps := []rolloutsv1alpha1.CanaryStep{
+		weightStep(5),
+		{SetCanaryScale: &rolloutsv1alpha1.SetCanaryScale{Replicas: ptr.To[int32](3)}},
+		weightStep(30),
+		{SetCanaryScale: &rolloutsv1alpha1.SetCanaryScale{Weight: ptr.To[int32](75)}},
+		{SetCanaryScale: &rolloutsv1alpha1.SetCanaryScale{MatchTrafficWeight: true}},
+	}
+	in := planInput{spec: canarySpec(steps...), workload: &target.Workload{Replicas: 10}}
+	want := []shape{{1, 9, 5}, {3, 7, 5}, {3, 7, 30}, {8, 2, 30}, {3, 7, 30}}
+	for i, w := range want {
+		if got := stepShape(in, i); got != w {
+			t.Errorf("step %d: got %+v, want %+v", i, got, w)
+		}
+	}
+}

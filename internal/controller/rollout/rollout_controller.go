@@ -1,0 +1,332 @@
+// Package rollout implements the Rollout controller: progressive delivery
+// of a workload (spec.targetRef) whose template stays the single source of
+// truth.
+//
+// Each reconcile reads the Rollout and its workload, asks the traffic
+// router what it carries, runs the release state machine (plan.go, pure),
+// then applies the decision in an order that never leaves traffic without
+// pods: the workload's rollout control annotation (how many pods of each
+// revision it runs), the stable and canary Services (services.go), the
+// router's weight; and records status and events (status.go).
+package rollout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
+	"github.com/drover-dev/drover/internal/podcontrol"
+	"github.com/drover-dev/drover/internal/target"
+	"github.com/drover-dev/drover/internal/traffic"
+)
+
+// +kubebuilder:rbac:groups=rollouts.drover.dev,resources=rollouts,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=rollouts.drover.dev,resources=rollouts/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=rollouts.drover.dev,resources=rollouts/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=apps.drover.dev,resources=clonesets,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// finalizer lets a deleted Rollout hand its workload back (control
+// annotation removed, traffic and users' Services back to stable).
+const finalizer = "rollouts.drover.dev/cleanup"
+
+// indexTarget indexes Rollouts by "<apiVersion>/<kind>/<name>" of their
+// target, so a workload's change finds its Rollout.
+const indexTarget = "rollouts.drover.dev/target"
+
+// pollUnverified is how soon a reconcile comes back while the router has
+// not confirmed a weight (routers are read, not watched).
+const pollUnverified = time.Second
+
+// RouterFactory builds the routers of a Rollout (nil when it has no
+// trafficRouting).
+type RouterFactory func(ro *rolloutsv1alpha1.Rollout, svcs traffic.Services) ([]traffic.Router, error)
+
+// Reconciler reconciles Rollouts.
+type Reconciler struct {
+	Client client.Client
+	// APIReader reads Services (not cached by the manager).
+	APIReader client.Reader
+	Clock     clock.PassiveClock
+	Recorder  events.EventRecorder
+	Routers   RouterFactory
+}
+
+// Options configure SetupWithManager.
+type Options struct {
+	MaxConcurrentReconciles int
+	Routers                 RouterFactory
+}
+
+// SetupWithManager registers the controller: Rollouts are reconciled on
+// spec and annotation changes (actions), and when their workload changes.
+func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) error {
+	r := &Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{},
+		Recorder: mgr.GetEventRecorder("rollout-controller"), Routers: opts.Routers}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &rolloutsv1alpha1.Rollout{}, indexTarget, func(o client.Object) []string {
+		ref := o.(*rolloutsv1alpha1.Rollout).Spec.TargetRef
+		return []string{targetKey(ref.APIVersion, ref.Kind, ref.Name)}
+	}); err != nil {
+		return fmt.Errorf("indexing rollouts by target: %w", err)
+	}
+	return builder.ControllerManagedBy(mgr).
+		For(&rolloutsv1alpha1.Rollout{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(&appsv1alpha1.CloneSet{}, handler.EnqueueRequestsFromMapFunc(r.forWorkload(appsv1alpha1.GroupVersion.String(), "CloneSet"))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, opts.MaxConcurrentReconciles)}).
+		Named("rollout").
+		Complete(r)
+}
+
+func targetKey(apiVersion, kind, name string) string { return apiVersion + "/" + kind + "/" + name }
+
+// forWorkload maps a workload event to the Rollouts that target it.
+func (r *Reconciler) forWorkload(apiVersion, kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list rolloutsv1alpha1.RolloutList
+		if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()),
+			client.MatchingFields{indexTarget: targetKey(apiVersion, kind, o.GetName())}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "listing the rollouts of a workload", "workload", o.GetName())
+			return nil
+		}
+		out := make([]reconcile.Request, len(list.Items))
+		for i := range list.Items {
+			out[i] = reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
+		}
+		return out
+	}
+}
+
+// Reconcile moves one Rollout's release a step further.
+func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var ro rolloutsv1alpha1.Rollout
+	if err := r.Client.Get(ctx, req.NamespacedName, &ro); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if ro.DeletionTimestamp != nil {
+		return reconcile.Result{}, r.finalize(ctx, &ro)
+	}
+	if !controllerutil.ContainsFinalizer(&ro, finalizer) {
+		patched := ro.DeepCopy()
+		controllerutil.AddFinalizer(patched, finalizer)
+		if err := r.Client.Patch(ctx, patched, client.MergeFromWithOptions(&ro, client.MergeFromWithOptimisticLock{})); err != nil {
+			return reconcile.Result{}, fmt.Errorf("adding finalizer: %w", err)
+		}
+		ro = *patched
+	}
+
+	w, err := target.Get(ctx, r.Client, ro.Namespace, ro.Spec.TargetRef)
+	switch {
+	case apierrors.IsNotFound(err):
+		return r.stall(ctx, &ro, rolloutsv1alpha1.ReasonTargetNotFound,
+			fmt.Sprintf("%s %s not found: the rollout starts when it exists", ro.Spec.TargetRef.Kind, ro.Spec.TargetRef.Name))
+	case errors.Is(err, target.ErrUnsupported):
+		return r.stall(ctx, &ro, rolloutsv1alpha1.ReasonInvalidSpec, "targetRef: "+err.Error())
+	case err != nil:
+		return reconcile.Result{}, err
+	}
+	if !w.CaughtUp {
+		return reconcile.Result{}, nil // the workload's status event brings us back
+	}
+	if other := w.Control; other != nil && other.Rollout != "" && other.Rollout != ro.Name {
+		return r.stall(ctx, &ro, rolloutsv1alpha1.ReasonInvalidSpec,
+			fmt.Sprintf("%s %s is already driven by rollout %s", ro.Spec.TargetRef.Kind, w.Object.GetName(), other.Rollout))
+	}
+
+	svcs := serviceNames(&ro)
+	routers, err := r.routers(&ro, svcs)
+	if err != nil {
+		return r.stall(ctx, &ro, rolloutsv1alpha1.ReasonInvalidSpec, err.Error())
+	}
+	in := planInput{
+		spec: &ro.Spec, status: &ro.Status, workload: w, now: r.Clock.Now(),
+		action:           rolloutsv1alpha1.Action(ro.Annotations[rolloutsv1alpha1.AnnotationAction]),
+		routed:           len(routers) > 0,
+		deadlineExceeded: deadlineExceeded(&ro),
+	}
+	var routerErr error
+	if in.routed {
+		in.observedWeight, in.weightVerified, routerErr = observeWeight(ctx, routers)
+	}
+	d := decide(in)
+	d.status.StableService, d.status.CanaryService = svcs.Stable, svcs.Canary
+
+	applyErr := errors.Join(routerErr, r.apply(ctx, &ro, w, svcs, routers, &d))
+	for _, e := range d.events {
+		kind := corev1.EventTypeNormal
+		if e.warning {
+			kind = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(&ro, nil, kind, e.reason, "Release", "%s", e.message)
+	}
+	wait, err := r.writeStatus(ctx, &ro, &d, applyErr)
+	if err != nil {
+		return reconcile.Result{}, errors.Join(applyErr, err)
+	}
+	if d.actionDone {
+		if err := r.clearAction(ctx, &ro); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	if applyErr != nil {
+		return reconcile.Result{}, applyErr
+	}
+	if in.routed && !(d.status.VerifiedWeight != nil && *d.status.VerifiedWeight == d.weight) {
+		wait = podcontrol.MinPositive(wait, pollUnverified)
+	}
+	return reconcile.Result{RequeueAfter: podcontrol.MinPositive(wait, d.requeueAfter)}, nil
+}
+
+// apply makes the decision true: the workload's control first (pods), then
+// the Services, then the router. decide already ordered weights and pod
+// counts so that each write is safe on its own.
+func (r *Reconciler) apply(ctx context.Context, ro *rolloutsv1alpha1.Rollout, w *target.Workload, svcs traffic.Services, routers []traffic.Router, d *decision) error {
+	ctl := d.control
+	ctl.Rollout = ro.Name
+	if err := target.SetControl(ctx, r.Client, w, &ctl); err != nil {
+		return err
+	}
+	if err := r.syncService(ctx, ro, w, svcs.Stable, d.stableSelects); err != nil {
+		return err
+	}
+	if err := r.syncService(ctx, ro, w, svcs.Canary, d.canarySelects); err != nil {
+		return err
+	}
+	for _, rt := range routers {
+		if err := rt.SetWeight(ctx, d.weight); err != nil {
+			return fmt.Errorf("router %s: setting weight %d: %w", rt.Name(), d.weight, err)
+		}
+	}
+	return nil
+}
+
+// observeWeight asks every router what it carries: the first router's
+// weight, verified only when all agree and all verified.
+func observeWeight(ctx context.Context, routers []traffic.Router) (int32, bool, error) {
+	var weight int32
+	verified := true
+	for i, rt := range routers {
+		wt, ok, err := rt.Weight(ctx)
+		if err != nil {
+			return 0, false, fmt.Errorf("router %s: %w", rt.Name(), err)
+		}
+		if i == 0 {
+			weight = wt
+		}
+		verified = verified && ok && wt == weight
+	}
+	return weight, verified, nil
+}
+
+func (r *Reconciler) routers(ro *rolloutsv1alpha1.Rollout, svcs traffic.Services) ([]traffic.Router, error) {
+	if ro.Spec.Strategy.Canary == nil || ro.Spec.Strategy.Canary.TrafficRouting == nil {
+		return nil, nil
+	}
+	if r.Routers == nil {
+		return nil, errors.New("trafficRouting: no router is available in this manager")
+	}
+	return r.Routers(ro, svcs)
+}
+
+// clearAction removes the handled action, unless a user set another one
+// meanwhile (optimistic lock: the next reconcile handles that one).
+func (r *Reconciler) clearAction(ctx context.Context, ro *rolloutsv1alpha1.Rollout) error {
+	var cur rolloutsv1alpha1.Rollout
+	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(ro), &cur); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if cur.Annotations[rolloutsv1alpha1.AnnotationAction] != ro.Annotations[rolloutsv1alpha1.AnnotationAction] {
+		return nil
+	}
+	patched := cur.DeepCopy()
+	delete(patched.Annotations, rolloutsv1alpha1.AnnotationAction)
+	if err := r.Client.Patch(ctx, patched, client.MergeFromWithOptions(&cur, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("removing the handled action: %w", err)
+	}
+	return nil
+}
+
+// finalize hands the workload back: routes to stable, users' Services
+// without the revision label, the control annotation removed (the
+// workload's own update strategy takes over).
+func (r *Reconciler) finalize(ctx context.Context, ro *rolloutsv1alpha1.Rollout) error {
+	if !controllerutil.ContainsFinalizer(ro, finalizer) {
+		return nil
+	}
+	svcs := serviceNames(ro)
+	if routers, err := r.routers(ro, svcs); err == nil {
+		for _, rt := range routers {
+			if err := rt.SetWeight(ctx, 0); err != nil {
+				return fmt.Errorf("router %s: sending traffic back to stable: %w", rt.Name(), err)
+			}
+		}
+	}
+	w, err := target.Get(ctx, r.Client, ro.Namespace, ro.Spec.TargetRef)
+	switch {
+	case err == nil:
+		if w.Control != nil && w.Control.Rollout == ro.Name {
+			if err := target.SetControl(ctx, r.Client, w, nil); err != nil {
+				return err
+			}
+		}
+		for _, name := range []string{svcs.Stable, svcs.Canary} {
+			if err := r.releaseService(ctx, ro, name, w.RevisionLabel); err != nil {
+				return err
+			}
+		}
+	case !apierrors.IsNotFound(err) && !errors.Is(err, target.ErrUnsupported):
+		return err
+	}
+	patched := ro.DeepCopy()
+	controllerutil.RemoveFinalizer(patched, finalizer)
+	if err := r.Client.Patch(ctx, patched, client.MergeFrom(ro)); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	return nil
+}
+
+// stall records a problem that only a change of the spec or of the
+// cluster can fix.
+func (r *Reconciler) stall(ctx context.Context, ro *rolloutsv1alpha1.Rollout, reason, msg string) (reconcile.Result, error) {
+	patched := ro.DeepCopy()
+	st := &patched.Status
+	st.ObservedGeneration = ro.Generation
+	st.Message = msg
+	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: ro.Generation})
+	}
+	set(rolloutsv1alpha1.ConditionStalled, metav1.ConditionTrue, reason, msg)
+	set(rolloutsv1alpha1.ConditionReconciling, metav1.ConditionFalse, reason, "")
+	set(rolloutsv1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
+	if err := r.Client.Status().Patch(ctx, patched, client.MergeFrom(ro)); err != nil {
+		return reconcile.Result{}, fmt.Errorf("writing status: %w", err)
+	}
+	return reconcile.Result{}, nil
+}
+
+// deadlineExceeded reports whether the last status said the progress
+// deadline passed.
+func deadlineExceeded(ro *rolloutsv1alpha1.Rollout) bool {
+	c := meta.FindStatusCondition(ro.Status.Conditions, rolloutsv1alpha1.ConditionProgressing)
+	return c != nil && c.Status == metav1.ConditionFalse && c.Reason == rolloutsv1alpha1.ReasonProgressDeadlineExceeded
+}

@@ -1,0 +1,131 @@
+// Package target reads and steers the workload a Rollout releases (its
+// spec.targetRef): the workload's revisions and pod counts, the labels its
+// pods carry, and the rollout control annotation
+// (appsv1alpha1.RolloutControl) through which the Rollout says how many
+// pods of each revision the workload runs. The workload's own controller
+// does the pod work; the Rollout never touches pods.
+package target
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
+	"github.com/drover-dev/drover/internal/revision"
+)
+
+// Counts are a workload's pods as its status reports them.
+type Counts struct {
+	// Replicas are the pods that exist, Ready those ready.
+	Replicas, Ready int32
+	// Updated are the pods of the update revision, UpdatedReady those ready.
+	Updated, UpdatedReady int32
+}
+
+// Workload is a snapshot of a Rollout's target.
+type Workload struct {
+	// Object is the cache's object: read it, do not modify it.
+	Object client.Object
+	// Replicas is the number of pods the workload's spec asks for.
+	Replicas int32
+	// Caught up: the workload's status describes its current spec.
+	CaughtUp bool
+	// CurrentRevision is the revision its pods ran before the update
+	// began and UpdateRevision the revision of its template.
+	CurrentRevision, UpdateRevision string
+	Counts                          Counts
+	// PodLabels are labels every pod of the workload carries (its
+	// selector's matchLabels); a Service selects the workload's pods of
+	// one revision with PodLabels plus RevisionLabel.
+	PodLabels map[string]string
+	// RevisionLabel is the pod label that carries the revision.
+	RevisionLabel string
+	// Template is the workload's pod template (the cache's: read only).
+	Template *corev1.PodTemplateSpec
+	// Control is the workload's rollout control annotation, when set.
+	Control    *appsv1alpha1.RolloutControl
+	ControlErr error
+}
+
+// Get reads the target of a Rollout. A missing workload is returned as the
+// API's NotFound error.
+func Get(ctx context.Context, c client.Reader, namespace string, ref rolloutsv1alpha1.TargetRef) (*Workload, error) {
+	key := types.NamespacedName{Namespace: namespace, Name: ref.Name}
+	switch {
+	case ref.APIVersion == appsv1alpha1.GroupVersion.String() && ref.Kind == "CloneSet":
+		var cs appsv1alpha1.CloneSet
+		if err := c.Get(ctx, key, &cs); err != nil {
+			return nil, fmt.Errorf("reading CloneSet %s: %w", key, err)
+		}
+		return fromCloneSet(&cs), nil
+	default:
+		return nil, fmt.Errorf("targetRef %s %s: %w", ref.APIVersion, ref.Kind, ErrUnsupported)
+	}
+}
+
+// ErrUnsupported is returned for a target kind this version cannot drive.
+var ErrUnsupported = errors.New("kind not supported yet")
+
+func fromCloneSet(cs *appsv1alpha1.CloneSet) *Workload {
+	w := &Workload{
+		Object:          cs,
+		CaughtUp:        cs.Status.ObservedGeneration == cs.Generation && cs.Status.UpdateRevision != "",
+		CurrentRevision: cs.Status.CurrentRevision,
+		UpdateRevision:  cs.Status.UpdateRevision,
+		Counts: Counts{
+			Replicas: cs.Status.Replicas, Ready: cs.Status.ReadyReplicas,
+			Updated: cs.Status.UpdatedReplicas, UpdatedReady: cs.Status.UpdatedReadyReplicas,
+		},
+		RevisionLabel: revision.LabelRevisionHash,
+		Template:      &cs.Spec.Template,
+	}
+	w.Replicas = 1
+	if cs.Spec.Replicas != nil {
+		w.Replicas = *cs.Spec.Replicas
+	}
+	if cs.Spec.Selector != nil {
+		w.PodLabels = cs.Spec.Selector.MatchLabels
+	}
+	w.readControl()
+	return w
+}
+
+func (w *Workload) readControl() {
+	ctl, ok, err := appsv1alpha1.ParseRolloutControl(w.Object.GetAnnotations())
+	if ok && err == nil {
+		w.Control = &ctl
+	}
+	w.ControlErr = err
+}
+
+// SetControl writes the rollout control annotation on the workload (nil
+// removes it), unless it already says the same.
+func SetControl(ctx context.Context, c client.Client, w *Workload, ctl *appsv1alpha1.RolloutControl) error {
+	cur, has := w.Object.GetAnnotations()[appsv1alpha1.AnnotationRolloutControl]
+	var value any // JSON null removes the annotation in a merge patch
+	if ctl != nil {
+		s := ctl.String()
+		if has && cur == s {
+			return nil
+		}
+		value = s
+	} else if !has {
+		return nil
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{appsv1alpha1.AnnotationRolloutControl: value}}})
+	if err != nil {
+		return fmt.Errorf("encoding the rollout control patch: %w", err)
+	}
+	obj := w.Object.DeepCopyObject().(client.Object)
+	if err := c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return fmt.Errorf("writing the rollout control of %s: %w", w.Object.GetName(), err)
+	}
+	return nil
+}
