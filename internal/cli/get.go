@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
 )
 
 // watchInterval is how often `get -w` polls.
@@ -65,8 +66,11 @@ func newGetCommand(env *cmdEnv) *cobra.Command {
 				}
 				name = args[1]
 			}
+			if isRolloutType(typ) && name != "" {
+				return o.runRollout(cmd.Context(), env, name)
+			}
 			if !isCloneSetType(typ) {
-				return fmt.Errorf("unsupported resource type %q: drover get supports cloneset (cs)", typ)
+				return fmt.Errorf("unsupported resource type %q: drover get supports cloneset (cs) and rollout (ro)", typ)
 			}
 			return o.run(cmd.Context(), env, name)
 		},
@@ -87,8 +91,41 @@ func newGetCommand(env *cmdEnv) *cobra.Command {
 			return o.run(cmd.Context(), env, name)
 		},
 	}
-	get.AddCommand(cs)
+	ro := &cobra.Command{
+		Use:     "rollout NAME",
+		Aliases: []string{"ro", "rollouts"},
+		Short:   "Show a Rollout: phase, step, weights, revisions and pauses",
+		Example: env.examples("drover get rollout web", "drover get ro web -w"),
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.runRollout(cmd.Context(), env, args[0])
+		},
+	}
+	get.AddCommand(cs, ro)
 	return get
+}
+
+func (o *getOptions) runRollout(ctx context.Context, env *cmdEnv, name string) error {
+	c, err := env.factory.Client()
+	if err != nil {
+		return err
+	}
+	ns, err := env.factory.Namespace()
+	if err != nil {
+		return err
+	}
+	render := func(w io.Writer, _ time.Time) error {
+		var ro rolloutsv1alpha1.Rollout
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &ro); err != nil {
+			return fmt.Errorf("rollout %s/%s: %w", ns, name, err)
+		}
+		RenderRollout(w, &ro)
+		return nil
+	}
+	if !o.watch {
+		return render(env.streams.Out, time.Now())
+	}
+	return watchLoop(ctx, env.streams.Out, watchInterval, render)
 }
 
 func (o *getOptions) run(ctx context.Context, env *cmdEnv, name string) error {

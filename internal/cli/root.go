@@ -112,7 +112,8 @@ func NewRootCommand(streams Streams, name string, factory Factory) *cobra.Comman
 		Use:   "drover",
 		Short: "Drover: advanced workloads and progressive delivery for Kubernetes",
 		Long: `Drover manages CloneSets and other advanced workloads, updating pods in place,
-partition by partition.
+partition by partition, and releases new revisions progressively with Rollouts
+(canary steps, pauses, promote, abort, retry).
 
 Run "` + name + ` playground" to try it on a local simulated cluster.`,
 		SilenceUsage:  true,
@@ -140,6 +141,7 @@ Run "` + name + ` playground" to try it on a local simulated cluster.`,
 		newPlaygroundCommand(env),
 		newReaperCommand(),
 	)
+	root.AddCommand(newRolloutActionCommands(env)...)
 	return root
 }
 

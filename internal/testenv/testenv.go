@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
 )
 
 // Root returns the repository root (the directory holding go.mod).
@@ -43,6 +44,9 @@ func Scheme() *runtime.Scheme {
 		panic(err)
 	}
 	if err := appsv1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := rolloutsv1alpha1.AddToScheme(s); err != nil {
 		panic(err)
 	}
 	return s

@@ -68,6 +68,7 @@ type RolloutStrategy struct {
 }
 
 // CanaryStrategy releases a new revision in steps.
+// +kubebuilder:validation:XValidation:rule="has(self.trafficRouting) || !has(self.steps) || self.steps.all(s, !has(s.setCanaryScale))",message="setCanaryScale needs trafficRouting: without a router the canary's pods are its traffic (use setWeight)"
 type CanaryStrategy struct {
 	// stableService is a Service that the Rollout keeps pointed at the
 	// stable revision's pods (its selector gets the workload's revision
