@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
@@ -29,6 +30,7 @@ import (
 	"github.com/drover-dev/drover/internal/controller/sidecarset"
 	"github.com/drover-dev/drover/internal/controller/statefulset"
 	"github.com/drover-dev/drover/internal/ownership"
+	"github.com/drover-dev/drover/internal/traffic/routers"
 	"github.com/drover-dev/drover/internal/version"
 	"github.com/drover-dev/drover/internal/webhook"
 )
@@ -69,6 +71,9 @@ func Scheme() (*runtime.Scheme, error) {
 	}
 	if err := rolloutsv1alpha1.AddToScheme(s); err != nil {
 		return nil, fmt.Errorf("registering rollouts.drover.dev types: %w", err)
+	}
+	if err := gatewayv1.Install(s); err != nil {
+		return nil, fmt.Errorf("registering gateway.networking.k8s.io types: %w", err)
 	}
 	return s, nil
 }
@@ -130,7 +135,8 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := daemonset.SetupWithManager(mgr, daemonset.Options{MaxConcurrentReconciles: o.Concurrency, WriteConcurrency: o.PodWriteConcurrency}); err != nil {
 		return nil, fmt.Errorf("setting up the DaemonSet controller: %w", err)
 	}
-	if err := rollout.SetupWithManager(context.Background(), mgr, rollout.Options{MaxConcurrentReconciles: o.Concurrency}); err != nil {
+	routerFactory := routers.Factory{Client: mgr.GetClient(), Reader: mgr.GetAPIReader()}
+	if err := rollout.SetupWithManager(context.Background(), mgr, rollout.Options{MaxConcurrentReconciles: o.Concurrency, Routers: routerFactory.For}); err != nil {
 		return nil, fmt.Errorf("setting up the Rollout controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -17,6 +17,7 @@ import (
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // Root returns the repository root (the directory holding go.mod).
@@ -47,6 +48,9 @@ func Scheme() *runtime.Scheme {
 		panic(err)
 	}
 	if err := rolloutsv1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := gatewayv1.Install(s); err != nil {
 		panic(err)
 	}
 	return s

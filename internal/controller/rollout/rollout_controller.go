@@ -44,6 +44,7 @@ import (
 // +kubebuilder:rbac:groups=rollouts.drover.dev,resources=rollouts/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=apps.drover.dev,resources=clonesets,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes;grpcroutes,verbs=get;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // finalizer lets a deleted Rollout hand its workload back (control
