@@ -144,7 +144,13 @@ func (s *Server) syncPod(ctx context.Context, key objKey) (retry, closed bool) {
 		if err != nil {
 			if retryableBindError(err) {
 				retry = true
-				log.Info("address in use, will retry", "address", addr, "error", err.Error())
+				kv := []any{"address", addr, "error", err.Error()}
+				if holder := s.podListening(addr); holder != "" && holder != id {
+					// Either the holder has not been seen going away yet, or two
+					// running pods share an IP (a simulator bug).
+					kv = append(kv, "heldBy", holder)
+				}
+				log.Info("address in use, will retry", kv...)
 			} else {
 				log.Error(err, "cannot listen for pod", "address", addr)
 			}
@@ -162,6 +168,19 @@ func (s *Server) syncPod(ctx context.Context, key objKey) (retry, closed bool) {
 		log.Info("listening", "addresses", bound, "version", appConfigOf(pod).version)
 	}
 	return retry, closed
+}
+
+// podListening returns the pod (namespace/name) whose listener holds addr,
+// or "".
+func (s *Server) podListening(addr string) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for id, st := range s.podStates {
+		if _, ok := st.listeners[addr]; ok {
+			return id
+		}
+	}
+	return ""
 }
 
 // serving tells whether the server listens on addr for the pod with uid.
