@@ -5,18 +5,21 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
@@ -367,4 +370,33 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestExampleIsValid: examples/rollout.yaml's CloneSet and Rollout pass the
+// API server's validation (the HTTPRoute needs Gateway API CRDs, which the
+// e2e suite installs).
+func TestExampleIsValid(t *testing.T) {
+	raw, err := testenv.Example("rollout.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := testenv.Namespace(t, k8s, "ro-")
+	kinds := map[string]bool{}
+	for _, doc := range strings.Split(string(raw), "\n---\n") {
+		var u unstructured.Unstructured
+		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+			t.Fatal(err)
+		}
+		kinds[u.GetKind()] = true
+		if u.GetKind() == "HTTPRoute" {
+			continue
+		}
+		u.SetNamespace(ns)
+		if err := k8s.Create(context.Background(), &u, client.DryRunAll); err != nil {
+			t.Fatalf("%s %s: %v", u.GetKind(), u.GetName(), err)
+		}
+	}
+	if !kinds["CloneSet"] || !kinds["Rollout"] || !kinds["HTTPRoute"] {
+		t.Fatalf("example kinds %v", kinds)
+	}
 }
