@@ -29,7 +29,7 @@ func httpRoute() *gatewayv1.HTTPRoute {
 	return &gatewayv1.HTTPRoute{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", Generation: 1},
 		Spec: gatewayv1.HTTPRouteSpec{Rules: []gatewayv1.HTTPRouteRule{
-			{BackendRefs: []gatewayv1.HTTPBackendRef{backend("web-stable", nil)}},       // managed: canary added
+			{BackendRefs: []gatewayv1.HTTPBackendRef{backend("web-stable", nil)}},         // managed: canary added
 			{BackendRefs: []gatewayv1.HTTPBackendRef{backend("admin", ptr.To[int32](7))}}, // the user's: untouched
 		}},
 	}
