@@ -28,6 +28,7 @@ import (
 	"github.com/drover-dev/drover/internal/freeport"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -94,6 +95,7 @@ type Cluster struct {
 	stopOnce      sync.Once
 	stopErr       error
 	scaleMu       sync.Mutex
+	warmed        map[string]bool // nodes whose pod IP pool exists (guarded by scaleMu)
 	componentPort map[string]int
 }
 
@@ -306,7 +308,87 @@ func (c *Cluster) ScaleNodes(ctx context.Context, n int) error {
 	if err := c.kwokctl(ctx, args...); err != nil {
 		return fmt.Errorf("kwokcluster: scale nodes to %d: %w", n, err)
 	}
-	return c.waitNodes(ctx, n)
+	if err := c.waitNodes(ctx, n); err != nil {
+		return err
+	}
+	return c.warmIPPools(ctx)
+}
+
+// warmIPPools starts one pod on every node that has not run one yet and
+// waits for its IP. kwok v0.8.0 creates a node's pod IP pool lazily without
+// a lock: two pods started together on a fresh node could both get its
+// first address. Once a node's pool exists, addresses are unique.
+func (c *Cluster) warmIPPools(ctx context.Context) error {
+	cs, err := c.clientset()
+	if err != nil {
+		return err
+	}
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("kwokcluster: listing nodes: %w", err)
+	}
+	if c.warmed == nil {
+		c.warmed = map[string]bool{}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(nodes.Items))
+	for i := range nodes.Items {
+		node := nodes.Items[i].Name
+		if c.warmed[node] {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = warmNode(ctx, cs, node)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for i := range nodes.Items {
+		c.warmed[nodes.Items[i].Name] = true
+	}
+	return nil
+}
+
+func warmNode(ctx context.Context, cs kubernetes.Interface, node string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	pods := cs.CoreV1().Pods(metav1.NamespaceDefault)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "kwokcluster-warmup-" + node},
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "warmup", Image: "warmup"}},
+			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}}},
+	}
+	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("kwokcluster: warming up node %s: %w", node, err)
+	}
+	for {
+		p, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
+		if err == nil && p.Status.PodIP != "" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kwokcluster: warm-up pod on node %s got no IP: %w", node, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if err := pods.Delete(ctx, pod.Name, *metav1.NewDeleteOptions(0)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("kwokcluster: deleting the warm-up pod of node %s: %w", node, err)
+	}
+	for {
+		if _, err := pods.Get(ctx, pod.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kwokcluster: warm-up pod on node %s not deleted: %w", node, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Stop deletes the cluster, kills every process it started and removes its

@@ -249,6 +249,9 @@ type RolloutStatus struct {
 	// canaryRevision is the revision being released ("" when none).
 	// +optional
 	CanaryRevision string `json:"canaryRevision,omitempty"`
+	// releaseStartedAt is when the current release (canaryRevision) began.
+	// +optional
+	ReleaseStartedAt *metav1.Time `json:"releaseStartedAt,omitempty"`
 	// currentStepIndex is the step being executed; equal to the number of
 	// steps once they are all done.
 	// +optional

@@ -130,6 +130,7 @@ func decide(in planInput) decision {
 func (d *decision) startRelease(now time.Time, update string) {
 	st := &d.status
 	st.CanaryRevision = update
+	st.ReleaseStartedAt = &metav1.Time{Time: now}
 	st.CurrentStepIndex = ptr.To[int32](0)
 	st.StepStartedAt = &metav1.Time{Time: now}
 	st.PauseConditions = nil
@@ -146,7 +147,7 @@ func (d *decision) steady(in planInput) decision {
 		d.note(false, "ReleaseReverted", "the template went back to the stable revision %s: release of %s dropped", st.StableRevision, st.CanaryRevision)
 		d.progressed = true
 	}
-	st.CanaryRevision, st.CurrentStepIndex, st.StepStartedAt = "", nil, nil
+	st.CanaryRevision, st.CurrentStepIndex, st.StepStartedAt, st.ReleaseStartedAt = "", nil, nil, nil
 	st.PauseConditions, st.PromoteFull, st.AbortedRevision = nil, false, ""
 	d.shapeTo(in, shape{stable: w.Replicas})
 	d.control = appsv1alpha1.RolloutControl{StableRevision: st.StableRevision}

@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -71,6 +72,7 @@ type Reconciler struct {
 	Clock     clock.PassiveClock
 	Recorder  events.EventRecorder
 	Routers   RouterFactory
+	metrics   *metrics
 }
 
 // Options configure SetupWithManager.
@@ -82,8 +84,12 @@ type Options struct {
 // SetupWithManager registers the controller: Rollouts are reconciled on
 // spec and annotation changes (actions), and when their workload changes.
 func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) error {
+	m, err := newMetrics(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
 	r := &Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{},
-		Recorder: mgr.GetEventRecorder("rollout-controller"), Routers: opts.Routers}
+		Recorder: mgr.GetEventRecorder("rollout-controller"), Routers: opts.Routers, metrics: m}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &rolloutsv1alpha1.Rollout{}, indexTarget, func(o client.Object) []string {
 		ref := o.(*rolloutsv1alpha1.Rollout).Spec.TargetRef
 		return []string{targetKey(ref.APIVersion, ref.Kind, ref.Name)}
@@ -184,6 +190,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err != nil {
 		return reconcile.Result{}, errors.Join(applyErr, err)
 	}
+	r.metrics.record(&ro, &d, func() float64 { return float64(r.Clock.Now().Unix()) })
 	if d.actionDone {
 		if err := r.clearAction(ctx, &ro); err != nil {
 			return reconcile.Result{}, err
@@ -298,6 +305,7 @@ func (r *Reconciler) finalize(ctx context.Context, ro *rolloutsv1alpha1.Rollout)
 	case !apierrors.IsNotFound(err) && !errors.Is(err, target.ErrUnsupported):
 		return err
 	}
+	r.metrics.forget(ro)
 	patched := ro.DeepCopy()
 	controllerutil.RemoveFinalizer(patched, finalizer)
 	if err := r.Client.Patch(ctx, patched, client.MergeFrom(ro)); err != nil {
