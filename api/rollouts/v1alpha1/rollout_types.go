@@ -68,7 +68,7 @@ type RolloutStrategy struct {
 }
 
 // CanaryStrategy releases a new revision in steps.
-// +kubebuilder:validation:XValidation:rule="has(self.trafficRouting) || !has(self.steps) || self.steps.all(s, !has(s.setCanaryScale))",message="setCanaryScale needs trafficRouting: without a router the canary's pods are its traffic (use setWeight)"
+// +kubebuilder:validation:XValidation:rule="has(self.trafficRouting) || !has(self.steps) || self.steps.all(s, !has(s.setCanaryScale) && !has(s.setHeaderRoute) && !has(s.setMirrorRoute))",message="setCanaryScale, setHeaderRoute and setMirrorRoute need trafficRouting: without a router the canary's pods are its traffic (use setWeight)"
 type CanaryStrategy struct {
 	// stableService is a Service that the Rollout keeps pointed at the
 	// stable revision's pods (its selector gets the workload's revision
@@ -99,7 +99,7 @@ type CanaryStrategy struct {
 }
 
 // CanaryStep is one step of a canary release: exactly one field is set.
-// +kubebuilder:validation:XValidation:rule="[has(self.setWeight), has(self.pause), has(self.setCanaryScale)].filter(x, x).size() == 1",message="a step sets exactly one of setWeight, pause or setCanaryScale"
+// +kubebuilder:validation:XValidation:rule="[has(self.setWeight), has(self.pause), has(self.setCanaryScale), has(self.setHeaderRoute), has(self.setMirrorRoute)].filter(x, x).size() == 1",message="a step sets exactly one of setWeight, pause, setCanaryScale, setHeaderRoute or setMirrorRoute"
 type CanaryStep struct {
 	// setWeight sends this percentage of traffic to the canary. Without a
 	// traffic router it sets the canary's share of pods (rounded up).
@@ -116,6 +116,96 @@ type CanaryStep struct {
 	// weight (traffic routing only: without a router pods are traffic).
 	// +optional
 	SetCanaryScale *SetCanaryScale `json:"setCanaryScale,omitempty"`
+
+	// setHeaderRoute sends every request that matches (headers or a
+	// cookie) to the canary, whatever the weight: A/B testing. It stays
+	// until the release ends or a later step with the same name and no
+	// match removes it. Traffic routing only.
+	// +optional
+	SetHeaderRoute *SetHeaderRoute `json:"setHeaderRoute,omitempty"`
+
+	// setMirrorRoute copies a percentage of the requests that match to the
+	// canary (answers are discarded), while the stable revision keeps
+	// answering them. It stays until the release ends or a later step with
+	// the same name and no match and no percentage removes it. Traffic
+	// routing only.
+	// +optional
+	SetMirrorRoute *SetMirrorRoute `json:"setMirrorRoute,omitempty"`
+}
+
+// SetHeaderRoute is a managed route that sends matching requests to the
+// canary.
+type SetHeaderRoute struct {
+	// name identifies the managed route among the steps.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=40
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+	// match: a request must match every entry. Empty removes the route.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	Match []RouteMatch `json:"match,omitempty"`
+}
+
+// SetMirrorRoute is a managed route that mirrors matching requests to the
+// canary.
+type SetMirrorRoute struct {
+	// name identifies the managed route among the steps.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=40
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+	// percentage of matching requests mirrored. Unset with no match
+	// removes the route; unset with a match mirrors all of them.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	Percentage *int32 `json:"percentage,omitempty"`
+	// match: a request must match every entry to be mirrored. Empty:
+	// every request.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	Match []RouteMatch `json:"match,omitempty"`
+}
+
+// RouteMatch matches a request header or a cookie: exactly one of
+// headerName and cookieName is set.
+// +kubebuilder:validation:XValidation:rule="[has(self.headerName), has(self.cookieName)].filter(x, x).size() == 1",message="a match names exactly one of headerName or cookieName"
+type RouteMatch struct {
+	// headerName is the request header to match.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+\-.^_\x60|~]+$`
+	HeaderName string `json:"headerName,omitempty"`
+	// cookieName is the cookie to match (in the Cookie header).
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9!#$%&'*+\-.^_\x60|~]+$`
+	CookieName string `json:"cookieName,omitempty"`
+	// value the header or cookie must have.
+	// +required
+	Value StringMatch `json:"value"`
+}
+
+// StringMatch matches a string: exactly one field is set.
+// +kubebuilder:validation:XValidation:rule="[has(self.exact), has(self.prefix), has(self.regex)].filter(x, x).size() == 1",message="a value sets exactly one of exact, prefix or regex"
+type StringMatch struct {
+	// exact value.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Exact string `json:"exact,omitempty"`
+	// prefix of the value.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Prefix string `json:"prefix,omitempty"`
+	// regex the value must match (RE2 syntax, as the router evaluates it).
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Regex string `json:"regex,omitempty"`
 }
 
 // PauseStep holds a release.

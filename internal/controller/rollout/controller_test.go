@@ -316,7 +316,24 @@ func TestValidation(t *testing.T) {
 	}{
 		{"two fields in a step", func(r *rolloutsv1alpha1.Rollout) {
 			r.Spec.Strategy.Canary.Steps = []rolloutsv1alpha1.CanaryStep{{SetWeight: ptr.To[int32](10), Pause: &rolloutsv1alpha1.PauseStep{}}}
-		}, []string{"steps[0]", "exactly one of setWeight, pause or setCanaryScale"}},
+		}, []string{"steps[0]", "exactly one of setWeight, pause, setCanaryScale, setHeaderRoute or setMirrorRoute"}},
+		{"header route without a router", func(r *rolloutsv1alpha1.Rollout) {
+			r.Spec.Strategy.Canary.Steps = []rolloutsv1alpha1.CanaryStep{{SetHeaderRoute: &rolloutsv1alpha1.SetHeaderRoute{Name: "beta"}}}
+		}, []string{"spec.strategy.canary", "need trafficRouting"}},
+		{"match naming a header and a cookie", func(r *rolloutsv1alpha1.Rollout) {
+			r.Spec.Strategy.Canary.TrafficRouting = &rolloutsv1alpha1.TrafficRouting{GatewayAPI: &rolloutsv1alpha1.GatewayAPIRouting{HTTPRoutes: []rolloutsv1alpha1.RouteRef{{Name: "r"}}}}
+			r.Spec.Strategy.Canary.Steps = []rolloutsv1alpha1.CanaryStep{{SetHeaderRoute: &rolloutsv1alpha1.SetHeaderRoute{Name: "beta",
+				Match: []rolloutsv1alpha1.RouteMatch{{HeaderName: "X-Beta", CookieName: "beta", Value: rolloutsv1alpha1.StringMatch{Exact: "1"}}}}}}
+		}, []string{"match[0]", "exactly one of headerName or cookieName"}},
+		{"value with exact and regex", func(r *rolloutsv1alpha1.Rollout) {
+			r.Spec.Strategy.Canary.TrafficRouting = &rolloutsv1alpha1.TrafficRouting{GatewayAPI: &rolloutsv1alpha1.GatewayAPIRouting{HTTPRoutes: []rolloutsv1alpha1.RouteRef{{Name: "r"}}}}
+			r.Spec.Strategy.Canary.Steps = []rolloutsv1alpha1.CanaryStep{{SetMirrorRoute: &rolloutsv1alpha1.SetMirrorRoute{Name: "m",
+				Match: []rolloutsv1alpha1.RouteMatch{{HeaderName: "X-Beta", Value: rolloutsv1alpha1.StringMatch{Exact: "1", Regex: "1"}}}}}}
+		}, []string{"value", "exactly one of exact, prefix or regex"}},
+		{"mirror percentage above 100", func(r *rolloutsv1alpha1.Rollout) {
+			r.Spec.Strategy.Canary.TrafficRouting = &rolloutsv1alpha1.TrafficRouting{GatewayAPI: &rolloutsv1alpha1.GatewayAPIRouting{HTTPRoutes: []rolloutsv1alpha1.RouteRef{{Name: "r"}}}}
+			r.Spec.Strategy.Canary.Steps = []rolloutsv1alpha1.CanaryStep{{SetMirrorRoute: &rolloutsv1alpha1.SetMirrorRoute{Name: "m", Percentage: ptr.To[int32](101)}}}
+		}, []string{"setMirrorRoute.percentage", "100"}},
 		{"weight above 100", func(r *rolloutsv1alpha1.Rollout) {
 			r.Spec.Strategy.Canary.Steps = []rolloutsv1alpha1.CanaryStep{setWeight(150)}
 		}, []string{"steps[0].setWeight", "100"}},
@@ -326,7 +343,7 @@ func TestValidation(t *testing.T) {
 		{"no strategy", func(r *rolloutsv1alpha1.Rollout) { r.Spec.Strategy.Canary = nil }, []string{"spec.strategy", "canary is required"}},
 		{"canary scale without a router", func(r *rolloutsv1alpha1.Rollout) {
 			r.Spec.Strategy.Canary.Steps = []rolloutsv1alpha1.CanaryStep{{SetCanaryScale: &rolloutsv1alpha1.SetCanaryScale{Replicas: ptr.To[int32](1)}}}
-		}, []string{"spec.strategy.canary", "setCanaryScale needs trafficRouting"}},
+		}, []string{"spec.strategy.canary", "setCanaryScale, setHeaderRoute and setMirrorRoute need trafficRouting"}},
 		{"scale with two fields", func(r *rolloutsv1alpha1.Rollout) {
 			r.Spec.Strategy.Canary.TrafficRouting = &rolloutsv1alpha1.TrafficRouting{GatewayAPI: &rolloutsv1alpha1.GatewayAPIRouting{HTTPRoutes: []rolloutsv1alpha1.RouteRef{{Name: "r"}}}}
 			r.Spec.Strategy.Canary.Steps = []rolloutsv1alpha1.CanaryStep{{SetCanaryScale: &rolloutsv1alpha1.SetCanaryScale{Replicas: ptr.To[int32](1), Weight: ptr.To[int32](5)}}}

@@ -2,6 +2,8 @@ package rollout
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -10,6 +12,7 @@ import (
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
 	"github.com/drover-dev/drover/internal/target"
+	"github.com/drover-dev/drover/internal/traffic"
 )
 
 // The release is a state machine over small step actions, in the manner of
@@ -31,6 +34,9 @@ type planInput struct {
 	routed         bool
 	observedWeight int32
 	weightVerified bool
+	// observedRoutes are the managed header and mirror routes the router
+	// carries (traffic.Observed.Routes).
+	observedRoutes []string
 	// deadlineExceeded: the Progressing condition says no progress was
 	// made within progressDeadlineSeconds.
 	deadlineExceeded bool
@@ -49,8 +55,11 @@ type decision struct {
 	status rolloutsv1alpha1.RolloutStatus
 	// control is written on the workload.
 	control appsv1alpha1.RolloutControl
-	// weight is the canary weight to set on the router.
-	weight int32
+	// weight is the canary weight to set on the router, and headers and
+	// mirrors its managed routes.
+	weight  int32
+	headers []traffic.HeaderRoute
+	mirrors []traffic.MirrorRoute
 	// stableSelects and canarySelects are the revisions the stable and
 	// canary Services select.
 	stableSelects, canarySelects string
@@ -206,6 +215,9 @@ func (d *decision) release(in planInput) decision {
 			sh = promotionShape(in)
 		}
 		d.shapeTo(in, sh)
+		if int(i) < len(steps) {
+			d.routesTo(in, int(i))
+		}
 		d.pause(in.now, rolloutsv1alpha1.PauseReasonUser, nil)
 		d.activity, d.message = rolloutsv1alpha1.ReasonPausedUser, "paused by spec.paused at step "+fmt.Sprint(i)
 		st.CurrentStepIndex = ptr.To(i)
@@ -218,6 +230,7 @@ func (d *decision) release(in planInput) decision {
 		if step.Pause != nil {
 			sh := stepShape(in, int(i))
 			d.shapeTo(in, sh)
+			d.routesTo(in, int(i))
 			started := st.StepStartedAt.Time
 			if step.Pause.Duration == nil {
 				d.pause(started, rolloutsv1alpha1.PauseReasonCanaryPauseStep, nil)
@@ -240,7 +253,8 @@ func (d *decision) release(in planInput) decision {
 		}
 		sh := stepShape(in, int(i))
 		d.shapeTo(in, sh)
-		if !settled(in, sh) {
+		d.routesTo(in, int(i))
+		if !settled(in, sh) || !d.routesSettled(in) {
 			d.activity = rolloutsv1alpha1.ReasonStepRunning
 			d.message = fmt.Sprintf("step %d: %d/%d canary pods ready, weight %d%%", i, st.CanaryReadyReplicas, sh.canary, sh.weight)
 			st.CurrentStepIndex = ptr.To(i)
@@ -329,6 +343,95 @@ func promotionShape(in planInput) shape {
 		sh.weight = max(sh.weight, c.UpdatedReady*100/c.Ready)
 	}
 	return sh
+}
+
+// routesTo sets the managed header and mirror routes of step i: each
+// setHeaderRoute and setMirrorRoute at or before it, by name, the last one
+// of a name winning and an empty one removing it. They are withheld while
+// the canary has no ready pod (a header route would send requests
+// nowhere): give the canary pods first (setCanaryScale).
+func (d *decision) routesTo(in planInput, i int) {
+	d.headers, d.mirrors = nil, nil
+	if in.workload.Counts.UpdatedReady == 0 || in.workload.UpdateRevision != d.status.CanaryRevision {
+		return
+	}
+	headers := map[string]traffic.HeaderRoute{}
+	mirrors := map[string]traffic.MirrorRoute{}
+	var hOrder, mOrder []string
+	steps := in.spec.Strategy.Canary.Steps
+	for j := 0; j <= i && j < len(steps); j++ {
+		switch s := steps[j]; {
+		case s.SetHeaderRoute != nil:
+			name := s.SetHeaderRoute.Name
+			if len(s.SetHeaderRoute.Match) == 0 {
+				delete(headers, name)
+				continue
+			}
+			if _, ok := headers[name]; !ok {
+				hOrder = append(hOrder, name)
+			}
+			headers[name] = traffic.HeaderRoute{Name: name, Match: headerMatches(s.SetHeaderRoute.Match)}
+		case s.SetMirrorRoute != nil:
+			name := s.SetMirrorRoute.Name
+			if len(s.SetMirrorRoute.Match) == 0 && s.SetMirrorRoute.Percentage == nil {
+				delete(mirrors, name)
+				continue
+			}
+			if _, ok := mirrors[name]; !ok {
+				mOrder = append(mOrder, name)
+			}
+			mirrors[name] = traffic.MirrorRoute{Name: name, Percent: ptr.Deref(s.SetMirrorRoute.Percentage, 100),
+				Match: headerMatches(s.SetMirrorRoute.Match)}
+		}
+	}
+	for _, n := range hOrder {
+		if h, ok := headers[n]; ok {
+			d.headers = append(d.headers, h)
+		}
+	}
+	for _, n := range mOrder {
+		if m, ok := mirrors[n]; ok {
+			d.mirrors = append(d.mirrors, m)
+		}
+	}
+}
+
+// routesSettled reports whether the router carries exactly the decided
+// managed routes, verified.
+func (d *decision) routesSettled(in planInput) bool {
+	if !in.routed {
+		return true
+	}
+	want := traffic.State{HeaderRoutes: d.headers, MirrorRoutes: d.mirrors}.RouteNames()
+	return in.weightVerified && slices.Equal(want, in.observedRoutes)
+}
+
+// headerMatches turns the API's matches into header matches: a cookie is
+// a regex on the Cookie header, a prefix a regex on the value.
+func headerMatches(ms []rolloutsv1alpha1.RouteMatch) []traffic.HeaderMatch {
+	out := make([]traffic.HeaderMatch, 0, len(ms))
+	for _, m := range ms {
+		exact, re := m.Value.Exact, m.Value.Regex
+		if m.Value.Prefix != "" {
+			re = "^" + regexp.QuoteMeta(m.Value.Prefix) + ".*"
+		}
+		if m.CookieName != "" {
+			value := regexp.QuoteMeta(exact)
+			switch {
+			case m.Value.Prefix != "":
+				value = regexp.QuoteMeta(m.Value.Prefix) + "[^;]*"
+			case m.Value.Regex != "":
+				value = m.Value.Regex
+			}
+			out = append(out, traffic.HeaderMatch{Name: "Cookie", Regex: "(^|;\\s*)" + regexp.QuoteMeta(m.CookieName) + "=(" + value + ")(;|$)"})
+			continue
+		}
+		if re != "" {
+			exact = ""
+		}
+		out = append(out, traffic.HeaderMatch{Name: m.HeaderName, Exact: exact, Regex: re})
+	}
+	return out
 }
 
 // percentOf is p% of n, rounded up.

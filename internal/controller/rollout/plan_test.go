@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
 	"github.com/drover-dev/drover/internal/target"
+	"github.com/drover-dev/drover/internal/traffic"
 )
 
 const (
@@ -50,6 +52,9 @@ type simWorkload struct {
 	routerWeight    int32
 	routerVerified  bool
 	pendingWeight   *int32
+	routes          []string
+	pendingRoutes   []string
+	routesPending   bool
 	maxUnavailable  int32
 	podsPerTickMove int32
 }
@@ -91,6 +96,9 @@ func (s *simWorkload) tick() {
 	if s.pendingWeight != nil {
 		s.routerWeight, s.routerVerified, s.pendingWeight = *s.pendingWeight, true, nil
 	}
+	if s.routesPending {
+		s.routes, s.routesPending, s.routerVerified = s.pendingRoutes, false, true
+	}
 	if !s.hasControl {
 		return
 	}
@@ -120,6 +128,9 @@ func (s *simWorkload) apply(d decision) {
 		s.pendingWeight = ptr.To(d.weight)
 		s.routerVerified = false
 	}
+	if names := (traffic.State{HeaderRoutes: d.headers, MirrorRoutes: d.mirrors}).RouteNames(); !slices.Equal(names, s.routes) {
+		s.pendingRoutes, s.routesPending, s.routerVerified = names, true, false
+	}
 }
 
 type run struct {
@@ -136,7 +147,7 @@ type run struct {
 func (r *run) step(action rolloutsv1alpha1.Action) decision {
 	r.t.Helper()
 	in := planInput{spec: r.spec, status: &r.status, workload: r.sim.workload(), action: action, now: r.now, routed: r.routed,
-		observedWeight: r.sim.routerWeight, weightVerified: r.sim.routerVerified}
+		observedWeight: r.sim.routerWeight, weightVerified: r.sim.routerVerified, observedRoutes: r.sim.routes}
 	d := decide(in)
 	r.checkTraffic(in)
 	for _, e := range d.events {
@@ -364,5 +375,56 @@ func TestStepShape(t *testing.T) {
 		if got := stepShape(in, i); got != w {
 			t.Errorf("step %d: got %+v, want %+v", i, got, w)
 		}
+	}
+}
+
+func headerStep(name string, match ...rolloutsv1alpha1.RouteMatch) rolloutsv1alpha1.CanaryStep {
+	return rolloutsv1alpha1.CanaryStep{SetHeaderRoute: &rolloutsv1alpha1.SetHeaderRoute{Name: name, Match: match}}
+}
+
+func TestHeaderAndMirrorRoutesFollowTheSteps(t *testing.T) {
+	beta := rolloutsv1alpha1.RouteMatch{HeaderName: "X-Beta", Value: rolloutsv1alpha1.StringMatch{Exact: "yes"}}
+	steps := []rolloutsv1alpha1.CanaryStep{
+		headerStep("beta", beta), // no canary pod yet: withheld until setCanaryScale
+		{SetCanaryScale: &rolloutsv1alpha1.SetCanaryScale{Replicas: ptr.To[int32](1)}},
+		pauseStep(0),
+		{SetMirrorRoute: &rolloutsv1alpha1.SetMirrorRoute{Name: "shadow", Percentage: ptr.To[int32](50)}},
+		headerStep("beta"), // removes it
+		pauseStep(0),
+	}
+	// setCanaryScale first, so the header route has a pod to go to.
+	steps[0], steps[1] = steps[1], steps[0]
+	r := &run{t: t, spec: canarySpec(steps...), sim: newSim(4), now: t0, routed: true}
+	r.step("")
+	r.sim.update = revCanary
+	r.until(30, "first pause", func(d decision) bool { return d.paused })
+	if fmt.Sprint(r.sim.routes) != "[header/beta]" || r.sim.canary != 1 || r.sim.routerWeight != 0 {
+		t.Fatalf("at the first pause: routes %v canary pods %d weight %d", r.sim.routes, r.sim.canary, r.sim.routerWeight)
+	}
+	if h := r.last.headers; len(h) != 1 || h[0].Match[0] != (traffic.HeaderMatch{Name: "X-Beta", Exact: "yes"}) {
+		t.Fatalf("header route %+v", h)
+	}
+	r.step(rolloutsv1alpha1.ActionPromote)
+	r.until(30, "second pause", func(d decision) bool { return d.paused })
+	if fmt.Sprint(r.sim.routes) != "[mirror/shadow]" || r.last.mirrors[0].Percent != 50 {
+		t.Fatalf("at the second pause: routes %v mirrors %+v", r.sim.routes, r.last.mirrors)
+	}
+	r.step(rolloutsv1alpha1.ActionAbort)
+	r.until(30, "routes removed by the abort", func(d decision) bool { return len(r.sim.routes) == 0 && r.sim.canary == 0 })
+}
+
+func TestHeaderMatches(t *testing.T) {
+	got := headerMatches([]rolloutsv1alpha1.RouteMatch{
+		{HeaderName: "X-Env", Value: rolloutsv1alpha1.StringMatch{Prefix: "beta."}},
+		{CookieName: "tier", Value: rolloutsv1alpha1.StringMatch{Exact: "gold"}},
+		{HeaderName: "X-Id", Value: rolloutsv1alpha1.StringMatch{Regex: "^[0-9]+$"}},
+	})
+	want := []traffic.HeaderMatch{
+		{Name: "X-Env", Regex: `^beta\..*`},
+		{Name: "Cookie", Regex: `(^|;\s*)tier=(gold)(;|$)`},
+		{Name: "X-Id", Regex: "^[0-9]+$"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
 }

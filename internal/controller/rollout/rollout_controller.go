@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -173,7 +174,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	var routerErr error
 	if in.routed {
-		in.observedWeight, in.weightVerified, routerErr = observeWeight(ctx, routers)
+		in.observedWeight, in.weightVerified, in.observedRoutes, routerErr = observe(ctx, routers)
 	}
 	d := decide(in)
 	d.status.StableService, d.status.CanaryService = svcs.Stable, svcs.Canary
@@ -199,7 +200,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if applyErr != nil {
 		return reconcile.Result{}, applyErr
 	}
-	if in.routed && !(d.status.VerifiedWeight != nil && *d.status.VerifiedWeight == d.weight) {
+	if in.routed && !(d.status.VerifiedWeight != nil && *d.status.VerifiedWeight == d.weight && d.routesSettled(in)) {
 		wait = podcontrol.MinPositive(wait, pollUnverified)
 	}
 	return reconcile.Result{RequeueAfter: podcontrol.MinPositive(wait, d.requeueAfter)}, nil
@@ -220,30 +221,31 @@ func (r *Reconciler) apply(ctx context.Context, ro *rolloutsv1alpha1.Rollout, w 
 	if err := r.syncService(ctx, ro, w, svcs.Canary, d.canarySelects); err != nil {
 		return err
 	}
+	state := traffic.State{Weight: d.weight, HeaderRoutes: d.headers, MirrorRoutes: d.mirrors}
 	for _, rt := range routers {
-		if err := rt.SetWeight(ctx, d.weight); err != nil {
-			return fmt.Errorf("router %s: setting weight %d: %w", rt.Name(), d.weight, err)
+		if err := rt.Apply(ctx, state); err != nil {
+			return fmt.Errorf("router %s: weight %d: %w", rt.Name(), d.weight, err)
 		}
 	}
 	return nil
 }
 
-// observeWeight asks every router what it carries: the first router's
-// weight, verified only when all agree and all verified.
-func observeWeight(ctx context.Context, routers []traffic.Router) (int32, bool, error) {
-	var weight int32
+// observe asks every router what it carries: the first router's weight
+// and routes, verified only when all agree and all verified.
+func observe(ctx context.Context, routers []traffic.Router) (int32, bool, []string, error) {
+	var first traffic.Observed
 	verified := true
 	for i, rt := range routers {
-		wt, ok, err := rt.Weight(ctx)
+		o, err := rt.Observe(ctx)
 		if err != nil {
-			return 0, false, fmt.Errorf("router %s: %w", rt.Name(), err)
+			return 0, false, nil, fmt.Errorf("router %s: %w", rt.Name(), err)
 		}
 		if i == 0 {
-			weight = wt
+			first = o
 		}
-		verified = verified && ok && wt == weight
+		verified = verified && o.Verified && o.Weight == first.Weight && slices.Equal(o.Routes, first.Routes)
 	}
-	return weight, verified, nil
+	return first.Weight, verified, first.Routes, nil
 }
 
 func (r *Reconciler) routers(ro *rolloutsv1alpha1.Rollout, svcs traffic.Services) ([]traffic.Router, error) {
@@ -284,7 +286,7 @@ func (r *Reconciler) finalize(ctx context.Context, ro *rolloutsv1alpha1.Rollout)
 	svcs := serviceNames(ro)
 	if routers, err := r.routers(ro, svcs); err == nil {
 		for _, rt := range routers {
-			if err := rt.SetWeight(ctx, 0); err != nil {
+			if err := rt.Apply(ctx, traffic.State{}); err != nil {
 				return fmt.Errorf("router %s: sending traffic back to stable: %w", rt.Name(), err)
 			}
 		}

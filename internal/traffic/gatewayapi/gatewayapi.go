@@ -1,17 +1,22 @@
 // Package gatewayapi shifts a Rollout's traffic with Gateway API routes
 // (HTTPRoute and GRPCRoute, gateway.networking.k8s.io/v1): in every rule
 // that sends traffic to the stable or the canary Service, the two
-// backendRefs get the weights 100-w and w. Rules that reference neither
-// Service, and every other field of the route, are left as their owner
-// wrote them. A weight is verified when every Gateway the route is
-// attached to has accepted the route's current generation.
+// backendRefs get the weights 100-w and w; header routes (A/B) and mirror
+// routes are rules named "drover-..." added beside the owner's, on
+// HTTPRoutes. Rules that reference neither Service, and every other field
+// of the route, are left as their owner wrote them. A state is verified
+// when every Gateway the route is attached to has accepted the route's
+// current generation.
 package gatewayapi
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -57,6 +62,21 @@ func (rt route) rules() int {
 		return len(o.Spec.Rules)
 	}
 	return 0
+}
+
+// ruleName is the name of rule i ("" when unnamed).
+func (rt route) ruleName(i int) string {
+	var n *gatewayv1.SectionName
+	switch o := rt.obj.(type) {
+	case *gatewayv1.HTTPRoute:
+		n = o.Spec.Rules[i].Name
+	case *gatewayv1.GRPCRoute:
+		n = o.Spec.Rules[i].Name
+	}
+	if n == nil {
+		return ""
+	}
+	return string(*n)
 }
 
 // refs points at the backendRefs of rule i (valid until the rule's list
@@ -108,75 +128,205 @@ func (r *Router) routes(ctx context.Context) ([]route, error) {
 	return out, nil
 }
 
-// SetWeight implements traffic.Router.
-func (r *Router) SetWeight(ctx context.Context, weight int32) error {
+// managedPrefix starts the names of the rules the Rollout adds (header
+// and mirror routes); rules without it are the route owner's.
+const managedPrefix = "drover-"
+
+// Apply implements traffic.Router: in every rule of the owner's that
+// sends traffic to the stable or the canary Service, the two get the
+// weights 100-w and w; header and mirror routes are rules (or, for a mirror
+// of every request, a RequestMirror filter) the Rollout adds beside them,
+// HTTPRoutes only. Everything else in the route stays as its owner wrote it.
+func (r *Router) Apply(ctx context.Context, state traffic.State) error {
 	routes, err := r.routes(ctx)
 	if err != nil {
 		return err
 	}
 	for _, rt := range routes {
 		before := rt.obj.DeepCopyObject().(client.Object)
-		changed, managed := false, false
-		for i := range rt.rules() {
-			stable, canary := r.find(rt.refs(i))
-			if stable == nil && canary == nil {
-				continue
-			}
-			managed = true
-			if canary == nil {
-				rt.add(i, stable, r.svcs.Canary)
-				changed = true
-			}
-			if stable == nil {
-				rt.add(i, canary, r.svcs.Stable)
-				changed = true
-			}
-			stable, canary = r.find(rt.refs(i))
-			if ptr.Deref(stable.Weight, 1) != 100-weight || ptr.Deref(canary.Weight, 1) != weight {
-				stable.Weight, canary.Weight = ptr.To(100-weight), ptr.To(weight)
-				changed = true
-			}
+		var err error
+		switch o := rt.obj.(type) {
+		case *gatewayv1.HTTPRoute:
+			err = r.applyHTTP(o, state)
+		case *gatewayv1.GRPCRoute:
+			err = r.applyWeights(rt, state.Weight)
 		}
-		if !managed {
-			return fmt.Errorf("%s %s: no rule sends traffic to service %s or %s", rt.kind, rt.obj.GetName(), r.svcs.Stable, r.svcs.Canary)
+		if err != nil {
+			return err
 		}
-		if !changed {
+		if equality.Semantic.DeepEqual(before, rt.obj) {
 			continue
 		}
 		if err := r.client.Patch(ctx, rt.obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-			return fmt.Errorf("setting weights on %s %s: %w", rt.kind, rt.obj.GetName(), err)
+			return fmt.Errorf("updating %s %s: %w", rt.kind, rt.obj.GetName(), err)
 		}
 	}
 	return nil
 }
 
-// Weight implements traffic.Router: the canary's share in the first
-// managed rule of the first route, verified when every route carries the
-// same share in every managed rule and every parent accepted it.
-func (r *Router) Weight(ctx context.Context) (int32, bool, error) {
+// applyWeights sets the weights in every owner's rule that references the
+// stable or the canary Service, adding the missing one of the pair.
+func (r *Router) applyWeights(rt route, weight int32) error {
+	managed := false
+	for i := range rt.rules() {
+		if isManaged(rt.ruleName(i)) {
+			continue
+		}
+		stable, canary := r.find(rt.refs(i))
+		if stable == nil && canary == nil {
+			continue
+		}
+		managed = true
+		if canary == nil {
+			rt.add(i, stable, r.svcs.Canary)
+		}
+		if stable == nil {
+			rt.add(i, canary, r.svcs.Stable)
+		}
+		stable, canary = r.find(rt.refs(i))
+		stable.Weight, canary.Weight = ptr.To(100-weight), ptr.To(weight)
+	}
+	if !managed {
+		return fmt.Errorf("%s %s: no rule sends traffic to service %s or %s", rt.kind, rt.obj.GetName(), r.svcs.Stable, r.svcs.Canary)
+	}
+	return nil
+}
+
+// applyHTTP rebuilds an HTTPRoute's managed parts from state.
+func (r *Router) applyHTTP(hr *gatewayv1.HTTPRoute, state traffic.State) error {
+	// Drop what an earlier state added, then add the current one.
+	owners := hr.Spec.Rules[:0:0]
+	for _, rule := range hr.Spec.Rules {
+		if rule.Name != nil && isManaged(string(*rule.Name)) {
+			continue
+		}
+		owners = append(owners, rule)
+	}
+	hr.Spec.Rules = owners
+	rt := route{obj: hr, kind: "HTTPRoute"}
+	if err := r.applyWeights(rt, state.Weight); err != nil {
+		return err
+	}
+	var mirrors, headers []gatewayv1.HTTPRouteRule
+	for i := range owners {
+		rule := &hr.Spec.Rules[i]
+		stable, _ := r.find(rt.refs(i))
+		if stable == nil {
+			continue // a rule of the owner's for other backends
+		}
+		for _, h := range state.HeaderRoutes {
+			headers = append(headers, gatewayv1.HTTPRouteRule{
+				Name:        ptr.To(gatewayv1.SectionName(fmt.Sprintf("%sheader-%s-%d", managedPrefix, h.Name, i))),
+				Matches:     withHeaders(rule.Matches, h.Match),
+				Filters:     rule.Filters,
+				BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: r.backend(stable, r.svcs.Canary, nil)}},
+			})
+		}
+		for _, m := range state.MirrorRoutes {
+			mirror := gatewayv1.HTTPRouteFilter{Type: gatewayv1.HTTPRouteFilterRequestMirror,
+				RequestMirror: &gatewayv1.HTTPRequestMirrorFilter{BackendRef: r.backend(stable, r.svcs.Canary, nil).BackendObjectReference, Percent: ptr.To(m.Percent)}}
+			mirrors = append(mirrors, gatewayv1.HTTPRouteRule{
+				Name:        ptr.To(gatewayv1.SectionName(fmt.Sprintf("%smirror-%s-%d", managedPrefix, m.Name, i))),
+				Matches:     withHeaders(rule.Matches, m.Match),
+				Filters:     append(append([]gatewayv1.HTTPRouteFilter(nil), rule.Filters...), mirror),
+				BackendRefs: append([]gatewayv1.HTTPBackendRef(nil), rule.BackendRefs...),
+			})
+		}
+	}
+	// Mirror rules go first: with the owner's own matches they would
+	// otherwise never win (the first of equal rules matches). Header rules
+	// are more specific than the owner's and win wherever they are.
+	hr.Spec.Rules = append(append(mirrors, hr.Spec.Rules...), headers...)
+	return nil
+}
+
+// backend is a reference like like (port, kind, namespace) to the named
+// Service.
+func (r *Router) backend(like *gatewayv1.BackendRef, name string, weight *int32) gatewayv1.BackendRef {
+	ref := *like.DeepCopy()
+	ref.Name = gatewayv1.ObjectName(name)
+	ref.Weight = weight
+	return ref
+}
+
+// withHeaders is matches with every header condition added to each (one
+// match of only the headers when there are none; none at all for none).
+func withHeaders(matches []gatewayv1.HTTPRouteMatch, headers []traffic.HeaderMatch) []gatewayv1.HTTPRouteMatch {
+	var hs []gatewayv1.HTTPHeaderMatch
+	for _, h := range headers {
+		m := gatewayv1.HTTPHeaderMatch{Name: gatewayv1.HTTPHeaderName(h.Name), Type: ptr.To(gatewayv1.HeaderMatchExact), Value: h.Exact}
+		if h.Regex != "" {
+			m.Type, m.Value = ptr.To(gatewayv1.HeaderMatchRegularExpression), h.Regex
+		}
+		hs = append(hs, m)
+	}
+	if len(matches) == 0 {
+		if len(hs) == 0 {
+			return nil
+		}
+		return []gatewayv1.HTTPRouteMatch{{Headers: hs}}
+	}
+	out := make([]gatewayv1.HTTPRouteMatch, len(matches))
+	for i, m := range matches {
+		m = *m.DeepCopy()
+		m.Headers = append(m.Headers, hs...)
+		out[i] = m
+	}
+	return out
+}
+
+func isManaged(ruleName string) bool { return strings.HasPrefix(ruleName, managedPrefix) }
+
+// Observe implements traffic.Router: the canary's share in the first
+// rule of the owner's that names the Services, the managed routes present,
+// verified when every such rule carries the same share and every parent
+// accepted the route's generation.
+func (r *Router) Observe(ctx context.Context) (traffic.Observed, error) {
+	var out traffic.Observed
 	routes, err := r.routes(ctx)
 	if err != nil {
-		return 0, false, err
+		return out, err
 	}
-	weight, seen, verified := int32(0), false, true
+	seen, verified := false, true
+	names := map[string]bool{}
 	for _, rt := range routes {
 		for i := range rt.rules() {
+			if name := rt.ruleName(i); isManaged(name) {
+				names[routeName(name)] = true
+				continue
+			}
 			stable, canary := r.find(rt.refs(i))
 			if stable == nil && canary == nil {
 				continue
 			}
 			w := share(stable, canary)
 			if !seen {
-				weight, seen = w, true
+				out.Weight, seen = w, true
 			}
-			verified = verified && w == weight
+			verified = verified && w == out.Weight
 		}
 		verified = verified && accepted(rt)
 	}
 	if !seen {
-		return 0, false, errors.New("no route rule sends traffic to the stable or canary service")
+		return out, errors.New("no route rule sends traffic to the stable or canary service")
 	}
-	return weight, verified, nil
+	for n := range names {
+		out.Routes = append(out.Routes, n)
+	}
+	slices.Sort(out.Routes)
+	out.Verified = verified
+	return out, nil
+}
+
+// routeName turns a managed rule's name, "drover-header-<name>-<i>", into
+// "header/<name>".
+func routeName(rule string) string {
+	rest := strings.TrimPrefix(rule, managedPrefix)
+	if i := strings.LastIndex(rest, "-"); i > 0 {
+		rest = rest[:i]
+	}
+	kind, name, _ := strings.Cut(rest, "-")
+	return kind + "/" + name
 }
 
 // find returns the backendRefs of the stable and canary Services.

@@ -2,6 +2,7 @@ package gatewayapi_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -50,7 +51,7 @@ func TestSetWeightManagesOnlyItsBackends(t *testing.T) {
 	r, c := newRouter(t, httpRoute())
 	ctx := context.Background()
 	for _, w := range []int32{20, 0, 100} {
-		if err := r.SetWeight(ctx, w); err != nil {
+		if err := r.Apply(ctx, traffic.State{Weight: w}); err != nil {
 			t.Fatal(err)
 		}
 		var got gatewayv1.HTTPRoute
@@ -67,9 +68,9 @@ func TestSetWeightManagesOnlyItsBackends(t *testing.T) {
 		if user := got.Spec.Rules[1].BackendRefs; len(user) != 1 || *user[0].Weight != 7 {
 			t.Fatalf("the user's rule changed: %+v", user)
 		}
-		weight, verified, err := r.Weight(ctx)
-		if err != nil || weight != w || verified {
-			t.Fatalf("Weight() = %d, %v, %v; want %d, unverified (no gateway accepted it yet)", weight, verified, err, w)
+		o, err := r.Observe(ctx)
+		if err != nil || o.Weight != w || o.Verified || len(o.Routes) != 0 {
+			t.Fatalf("Observe() = %+v, %v; want weight %d, unverified (no gateway accepted it yet)", o, err, w)
 		}
 	}
 }
@@ -88,8 +89,8 @@ func TestWeightVerifiedWhenEveryParentAcceptedTheGeneration(t *testing.T) {
 	hr.Status.Parents = []gatewayv1.RouteParentStatus{parent(1), parent(0)}
 	r, c := newRouter(t, hr)
 	ctx := context.Background()
-	if w, ok, err := r.Weight(ctx); err != nil || w != 30 || ok {
-		t.Fatalf("one parent behind: Weight() = %d, %v, %v", w, ok, err)
+	if o, err := r.Observe(ctx); err != nil || o.Weight != 30 || o.Verified {
+		t.Fatalf("one parent behind: Observe() = %+v, %v", o, err)
 	}
 	var got gatewayv1.HTTPRoute
 	if err := c.Get(ctx, client.ObjectKeyFromObject(hr), &got); err != nil {
@@ -99,8 +100,8 @@ func TestWeightVerifiedWhenEveryParentAcceptedTheGeneration(t *testing.T) {
 	if err := c.Status().Update(ctx, &got); err != nil {
 		t.Fatal(err)
 	}
-	if w, ok, err := r.Weight(ctx); err != nil || w != 30 || !ok {
-		t.Fatalf("all parents accepted: Weight() = %d, %v, %v", w, ok, err)
+	if o, err := r.Observe(ctx); err != nil || o.Weight != 30 || !o.Verified {
+		t.Fatalf("all parents accepted: Observe() = %+v, %v", o, err)
 	}
 }
 
@@ -108,7 +109,63 @@ func TestRouteWithoutTheServicesIsAnError(t *testing.T) {
 	hr := httpRoute()
 	hr.Spec.Rules = hr.Spec.Rules[1:]
 	r, _ := newRouter(t, hr)
-	if err := r.SetWeight(context.Background(), 10); err == nil {
-		t.Fatal("SetWeight on a route that references neither service succeeded")
+	if err := r.Apply(context.Background(), traffic.State{Weight: 10}); err == nil {
+		t.Fatal("Apply on a route that references neither service succeeded")
+	}
+}
+
+func TestHeaderAndMirrorRoutes(t *testing.T) {
+	hr := httpRoute()
+	hr.Spec.Rules[0].Matches = []gatewayv1.HTTPRouteMatch{{Path: &gatewayv1.HTTPPathMatch{Type: ptr.To(gatewayv1.PathMatchPathPrefix), Value: ptr.To("/api")}}}
+	r, c := newRouter(t, hr)
+	ctx := context.Background()
+	state := traffic.State{
+		Weight:       10,
+		HeaderRoutes: []traffic.HeaderRoute{{Name: "beta", Match: []traffic.HeaderMatch{{Name: "X-Beta", Exact: "yes"}}}},
+		MirrorRoutes: []traffic.MirrorRoute{{Name: "all", Percent: 30}},
+	}
+	get := func() gatewayv1.HTTPRoute {
+		var got gatewayv1.HTTPRoute
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "shop", Name: "web"}, &got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	for range 2 { // applying twice changes nothing more
+		if err := r.Apply(ctx, state); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := get()
+	if n := len(got.Spec.Rules); n != 4 {
+		t.Fatalf("%d rules, want a mirror rule, the owner's 2 and a header rule: %+v", n, got.Spec.Rules)
+	}
+	mirror, header := got.Spec.Rules[0], got.Spec.Rules[3]
+	if string(*header.Name) != "drover-header-beta-0" || len(header.BackendRefs) != 1 || header.BackendRefs[0].Name != "web-canary" {
+		t.Fatalf("header rule %+v", header)
+	}
+	m := header.Matches[0]
+	if *m.Path.Value != "/api" || len(m.Headers) != 1 || m.Headers[0].Name != "X-Beta" || m.Headers[0].Value != "yes" {
+		t.Fatalf("header rule must keep the owner's path and add the header: %+v", m)
+	}
+	f := mirror.Filters
+	if string(*mirror.Name) != "drover-mirror-all-0" || *mirror.Matches[0].Path.Value != "/api" || len(mirror.Matches[0].Headers) != 0 ||
+		len(f) != 1 || f[0].Type != gatewayv1.HTTPRouteFilterRequestMirror || f[0].RequestMirror.BackendRef.Name != "web-canary" || *f[0].RequestMirror.Percent != 30 {
+		t.Fatalf("mirror rule %+v", mirror)
+	}
+	if *mirror.BackendRefs[0].Weight != 90 || *mirror.BackendRefs[1].Weight != 10 {
+		t.Fatalf("the mirror rule must serve like the owner's: %+v", mirror.BackendRefs)
+	}
+	o, err := r.Observe(ctx)
+	if err != nil || o.Weight != 10 || strings.Join(o.Routes, ",") != "header/beta,mirror/all" || strings.Join(state.RouteNames(), ",") != "header/beta,mirror/all" {
+		t.Fatalf("Observe() = %+v, %v", o, err)
+	}
+	// The release ends: every managed part goes, the owner's rules stay.
+	if err := r.Apply(ctx, traffic.State{}); err != nil {
+		t.Fatal(err)
+	}
+	got = get()
+	if n := len(got.Spec.Rules); n != 2 || len(got.Spec.Rules[0].Filters) != 0 || *got.Spec.Rules[1].BackendRefs[0].Weight != 7 {
+		t.Fatalf("after the release: %+v", got.Spec.Rules)
 	}
 }
