@@ -5,6 +5,7 @@ import (
 )
 
 // RolloutSpec is the desired state of a Rollout.
+// +kubebuilder:validation:XValidation:rule="!has(self.strategy.blueGreen) || self.targetRef.kind in ['CloneSet', 'Deployment']",message="strategy.blueGreen needs a CloneSet or Deployment target: a StatefulSet or DaemonSet cannot run two full sets of pods side by side (use canary)",fieldPath=".strategy.blueGreen"
 type RolloutSpec struct {
 	// targetRef names the workload this Rollout releases, in the Rollout's
 	// namespace. The workload's template stays the single source of truth:
@@ -58,13 +59,64 @@ type TargetRef struct {
 	Name string `json:"name"`
 }
 
-// RolloutStrategy says how a new revision is released.
-// +kubebuilder:validation:XValidation:rule="has(self.canary)",message="strategy.canary is required"
+// RolloutStrategy says how a new revision is released: exactly one of
+// canary and blueGreen.
+// +kubebuilder:validation:XValidation:rule="has(self.canary) != has(self.blueGreen)",message="set exactly one of strategy.canary or strategy.blueGreen"
 type RolloutStrategy struct {
 	// canary releases the new revision step by step: a growing share of
 	// pods and traffic, pauses and checks between the steps.
 	// +optional
 	Canary *CanaryStrategy `json:"canary,omitempty"`
+
+	// blueGreen runs the new revision beside the old one, reachable
+	// through the preview Service, then switches the active Service to it
+	// at once and removes the old pods after a delay.
+	// +optional
+	BlueGreen *BlueGreenStrategy `json:"blueGreen,omitempty"`
+}
+
+// BlueGreenStrategy releases a new revision beside the old one and
+// switches traffic at once.
+type BlueGreenStrategy struct {
+	// activeService is your Service that production traffic uses; the
+	// Rollout adds the workload's revision label to its selector and
+	// switches it to the new revision at promotion.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	ActiveService string `json:"activeService"`
+
+	// previewService is your Service that reaches the new revision before
+	// promotion (the active revision otherwise).
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	PreviewService string `json:"previewService,omitempty"`
+
+	// autoPromotionEnabled promotes as soon as the new revision is ready
+	// (after autoPromotionSeconds). false: wait for `drover promote`.
+	// Defaults to true.
+	// +optional
+	AutoPromotionEnabled *bool `json:"autoPromotionEnabled,omitempty"`
+
+	// autoPromotionSeconds is how long the new revision must have been
+	// ready before an automatic promotion.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	AutoPromotionSeconds *int32 `json:"autoPromotionSeconds,omitempty"`
+
+	// previewReplicaCount is how many pods of the new revision run before
+	// promotion; it is scaled to full size before the switch. Defaults to
+	// the workload's replicas.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	PreviewReplicaCount *int32 `json:"previewReplicaCount,omitempty"`
+
+	// scaleDownDelaySeconds is how long the old revision's pods stay after
+	// the switch, so an abort can switch back at once. Defaults to 30.
+	// +optional
+	// +kubebuilder:default=30
+	// +kubebuilder:validation:Minimum=0
+	ScaleDownDelaySeconds *int32 `json:"scaleDownDelaySeconds,omitempty"`
 }
 
 // CanaryStrategy releases a new revision in steps.
@@ -305,6 +357,9 @@ const (
 	PauseReasonCanaryPauseStep PauseReason = "CanaryPauseStep"
 	// PauseReasonUser: spec.paused.
 	PauseReasonUser PauseReason = "User"
+	// PauseReasonBlueGreenPause: a blue-green release waits for promotion
+	// (autoPromotionEnabled false, or autoPromotionSeconds running).
+	PauseReasonBlueGreenPause PauseReason = "BlueGreenPause"
 )
 
 // PauseCondition is one reason a release is paused.
@@ -372,7 +427,8 @@ type RolloutStatus struct {
 	// +optional
 	StableReadyReplicas int32 `json:"stableReadyReplicas"`
 
-	// stableService and canaryService are the Services in use.
+	// stableService and canaryService are the Services in use (for
+	// blue-green: the active and the preview Service).
 	// +optional
 	StableService string `json:"stableService,omitempty"`
 	// +optional
@@ -389,8 +445,15 @@ type RolloutStatus struct {
 	// or a newer revision.
 	// +optional
 	AbortedRevision string `json:"abortedRevision,omitempty"`
-	// promoteFull is set by `drover promote --full`: the remaining steps
-	// are skipped.
+	// scaleDownRevision is the old revision a blue-green promotion keeps
+	// running until scaleDownAt, so an abort can switch back at once.
+	// +optional
+	ScaleDownRevision string `json:"scaleDownRevision,omitempty"`
+	// +optional
+	ScaleDownAt *metav1.Time `json:"scaleDownAt,omitempty"`
+
+	// promoteFull is set by `drover promote --full` (and, for blue-green,
+	// by `drover promote`): the remaining steps are skipped.
 	// +optional
 	PromoteFull bool `json:"promoteFull,omitempty"`
 

@@ -340,7 +340,14 @@ func TestValidation(t *testing.T) {
 		{"unsupported target", func(r *rolloutsv1alpha1.Rollout) {
 			r.Spec.TargetRef = rolloutsv1alpha1.TargetRef{APIVersion: "batch/v1", Kind: "Job", Name: "x"}
 		}, []string{"spec.targetRef", "CloneSet, StatefulSet or DaemonSet"}},
-		{"no strategy", func(r *rolloutsv1alpha1.Rollout) { r.Spec.Strategy.Canary = nil }, []string{"spec.strategy", "canary is required"}},
+		{"no strategy", func(r *rolloutsv1alpha1.Rollout) { r.Spec.Strategy.Canary = nil }, []string{"spec.strategy", "exactly one of strategy.canary or strategy.blueGreen"}},
+		{"blue-green on a StatefulSet", func(r *rolloutsv1alpha1.Rollout) {
+			r.Spec.TargetRef.Kind = "StatefulSet"
+			r.Spec.Strategy = rolloutsv1alpha1.RolloutStrategy{BlueGreen: &rolloutsv1alpha1.BlueGreenStrategy{ActiveService: "a"}}
+		}, []string{"spec.strategy.blueGreen", "needs a CloneSet or Deployment target"}},
+		{"blue-green without an active service", func(r *rolloutsv1alpha1.Rollout) {
+			r.Spec.Strategy = rolloutsv1alpha1.RolloutStrategy{BlueGreen: &rolloutsv1alpha1.BlueGreenStrategy{}}
+		}, []string{"activeService"}},
 		{"canary scale without a router", func(r *rolloutsv1alpha1.Rollout) {
 			r.Spec.Strategy.Canary.Steps = []rolloutsv1alpha1.CanaryStep{{SetCanaryScale: &rolloutsv1alpha1.SetCanaryScale{Replicas: ptr.To[int32](1)}}}
 		}, []string{"spec.strategy.canary", "setCanaryScale, setHeaderRoute and setMirrorRoute need trafficRouting"}},
@@ -415,5 +422,67 @@ func TestExampleIsValid(t *testing.T) {
 	}
 	if !kinds["CloneSet"] || !kinds["Rollout"] || !kinds["HTTPRoute"] {
 		t.Fatalf("example kinds %v", kinds)
+	}
+}
+
+func TestBlueGreenOnCloneSet(t *testing.T) {
+	ns := testenv.Namespace(t, k8s, "ro-")
+	kubelet(t, ns)
+	cs := newCloneSet(ns, "web", 3)
+	ro := &rolloutsv1alpha1.Rollout{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+		Spec: rolloutsv1alpha1.RolloutSpec{
+			TargetRef: rolloutsv1alpha1.TargetRef{APIVersion: appsv1alpha1.GroupVersion.String(), Kind: "CloneSet", Name: "web"},
+			Strategy: rolloutsv1alpha1.RolloutStrategy{BlueGreen: &rolloutsv1alpha1.BlueGreenStrategy{
+				ActiveService: "web-active", PreviewService: "web-preview",
+				AutoPromotionEnabled: ptr.To(false), ScaleDownDelaySeconds: ptr.To[int32](2)}},
+		},
+	}
+	objs := []client.Object{cs, ro}
+	for _, name := range []string{"web-active", "web-preview"} {
+		objs = append(objs, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}}})
+	}
+	for _, o := range objs {
+		if err := k8s.Create(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitPhase(t, ro, rolloutsv1alpha1.RolloutPhaseHealthy)
+	get(t, cs)
+	blue := cs.Status.CurrentRevision
+	_, bluePods := revisions(t, cs)
+
+	setImage(t, cs, "app:2")
+	waitPhase(t, ro, rolloutsv1alpha1.RolloutPhasePaused)
+	get(t, cs)
+	green := cs.Status.UpdateRevision
+	counts, _ := revisions(t, cs)
+	if counts[blue] != 3 || counts[green] != 3 {
+		t.Fatalf("preview: pods %v, want 3 blue and 3 green", counts)
+	}
+	if a, p := selects(t, ns, "web-active"), selects(t, ns, "web-preview"); a != blue || p != green {
+		t.Fatalf("before promotion active %s preview %s, want %s %s", a, p, blue, green)
+	}
+
+	action(t, ro, rolloutsv1alpha1.ActionPromote)
+	testenv.Eventually(t, "active service on green", func() (bool, string) {
+		s := selects(t, ns, "web-active")
+		return s == green, s
+	})
+	waitPhase(t, ro, rolloutsv1alpha1.RolloutPhaseHealthy)
+	counts, _ = revisions(t, cs)
+	if counts[green] != 3 || counts[blue] != 0 {
+		t.Fatalf("after the scale-down delay: pods %v", counts)
+	}
+	_, after := revisions(t, cs)
+	for name := range bluePods {
+		if _, ok := after[name]; ok {
+			t.Fatalf("blue pod %s still exists", name)
+		}
+	}
+	get(t, ro)
+	if ro.Status.StableRevision != green || ro.Status.ScaleDownRevision != "" {
+		t.Fatalf("status %+v", ro.Status)
 	}
 }

@@ -98,6 +98,11 @@ func decide(in planInput) decision {
 		// already under way is released through the steps.
 		st.StableRevision = w.CurrentRevision
 	}
+	if st.ScaleDownRevision != "" {
+		if done, ok := d.scaleDown(in); !ok {
+			return done
+		}
+	}
 	stable, update := st.StableRevision, w.UpdateRevision
 
 	if update == stable {
@@ -132,6 +137,9 @@ func decide(in planInput) decision {
 	if st.AbortedRevision == update {
 		return d.abort(in)
 	}
+	if in.spec.Strategy.BlueGreen != nil {
+		return d.blueGreen(in)
+	}
 	return d.release(in)
 }
 
@@ -145,6 +153,7 @@ func (d *decision) startRelease(now time.Time, update string) {
 	st.PauseConditions = nil
 	st.PromoteFull = false
 	st.AbortedRevision = ""
+	st.ScaleDownRevision, st.ScaleDownAt = "", nil
 	d.progressed = true
 }
 
@@ -474,7 +483,7 @@ func (d *decision) shapeTo(in planInput, sh shape) {
 		StableRevision: st.StableRevision,
 		CanaryRevision: st.CanaryRevision,
 		CanaryReplicas: canary,
-		StableReplicas: ptr.To(max(0, min(sh.stable, in.workload.Replicas-canary))),
+		StableReplicas: ptr.To(max(0, sh.stable-max(0, canary-sh.canary))),
 	}
 	st.DesiredWeight = sh.weight
 	st.CanaryReplicas, st.StableReplicas = canary, *d.control.StableReplicas

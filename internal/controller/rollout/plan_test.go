@@ -102,10 +102,17 @@ func (s *simWorkload) tick() {
 	if !s.hasControl {
 		return
 	}
+	total, want := s.canary+s.stable, s.controlCanary+s.controlStable
 	switch {
+	case s.canary < s.controlCanary && total < want: // surge: a new canary pod
+		s.moving, s.movingToCanary = 1, true
 	case s.canary < s.controlCanary && s.stable > 0:
 		s.stable--
 		s.moving, s.movingToCanary = 1, true
+	case s.canary > s.controlCanary && total > want:
+		s.canary--
+	case s.stable > s.controlStable && total > want:
+		s.stable--
 	case s.canary > s.controlCanary:
 		s.canary--
 		s.moving, s.movingToCanary = 1, false
@@ -118,6 +125,10 @@ func (s *simWorkload) apply(d decision) {
 		s.controlCanary = d.control.CanaryReplicas
 	} else {
 		s.controlCanary = 0
+	}
+	s.controlStable = s.replicas - s.controlCanary
+	if d.control.StableReplicas != nil && d.control.CanaryRevision == s.update && s.update != d.control.StableRevision {
+		s.controlStable = *d.control.StableReplicas
 	}
 	if d.control.StableRevision == s.update && s.update != s.stableRev {
 		// promoted: the canary revision is now stable
@@ -426,5 +437,74 @@ func TestHeaderMatches(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+}
+
+func blueGreenSpec(auto bool, autoSeconds int32) *rolloutsv1alpha1.RolloutSpec {
+	return &rolloutsv1alpha1.RolloutSpec{Strategy: rolloutsv1alpha1.RolloutStrategy{BlueGreen: &rolloutsv1alpha1.BlueGreenStrategy{
+		ActiveService: "web-active", PreviewService: "web-preview", AutoPromotionEnabled: ptr.To(auto),
+		AutoPromotionSeconds: ptr.To(autoSeconds), ScaleDownDelaySeconds: ptr.To[int32](30)}}}
+}
+
+func TestBlueGreenManualPromotionAndAbortAfterTheSwitch(t *testing.T) {
+	r := &run{t: t, spec: blueGreenSpec(false, 0), sim: newSim(4), now: t0}
+	r.step("")
+	r.sim.update = revCanary
+	r.until(20, "preview ready, waiting for promotion", func(d decision) bool { return d.paused })
+	if r.sim.canary != 4 || r.sim.stable != 4 {
+		t.Fatalf("preview: %d new and %d old pods, want 4 and 4", r.sim.canary, r.sim.stable)
+	}
+	if r.last.stableSelects != revStable || r.last.canarySelects != revCanary || r.status.PauseConditions[0].Reason != rolloutsv1alpha1.PauseReasonBlueGreenPause {
+		t.Fatalf("before the switch: active %s preview %s pauses %+v", r.last.stableSelects, r.last.canarySelects, r.status.PauseConditions)
+	}
+	d := r.step(rolloutsv1alpha1.ActionPromote)
+	if d.stableSelects != revCanary || d.status.StableRevision != revCanary || d.status.ScaleDownRevision != revStable || d.requeueAfter != 30*time.Second {
+		t.Fatalf("switch: active %s status %+v requeue %s", d.stableSelects, d.status, d.requeueAfter)
+	}
+	for range 5 {
+		if d := r.step(""); d.control.StableRevision != revStable || *d.control.StableReplicas != 4 || d.control.CanaryReplicas != 4 {
+			t.Fatalf("the old pods must stay during the delay: control %+v", d.control)
+		}
+	}
+	d = r.step(rolloutsv1alpha1.ActionAbort)
+	if d.stableSelects != revStable || !d.aborted || d.status.StableRevision != revStable || d.status.AbortedRevision != revCanary {
+		t.Fatalf("abort after the switch: active %s status %+v", d.stableSelects, d.status)
+	}
+	r.until(20, "new pods removed", func(d decision) bool { return r.sim.canary == 0 && r.sim.stable == 4 && r.sim.moving == 0 })
+}
+
+func TestBlueGreenAutoPromotion(t *testing.T) {
+	r := &run{t: t, spec: blueGreenSpec(true, 10), sim: newSim(3), now: t0}
+	r.step("")
+	r.sim.update = revCanary
+	r.until(20, "preview ready", func(d decision) bool { return d.paused })
+	if until := r.status.PauseConditions[0].Until; until == nil || until.Sub(r.status.PauseConditions[0].StartTime.Time) != 10*time.Second {
+		t.Fatalf("auto-promotion pause %+v", r.status.PauseConditions)
+	}
+	r.now = r.now.Add(11 * time.Second)
+	d := r.step("")
+	if d.stableSelects != revCanary || d.status.ScaleDownRevision != revStable {
+		t.Fatalf("no automatic switch: %+v", d.status)
+	}
+	r.now = r.now.Add(31 * time.Second)
+	r.until(20, "old pods scaled down", func(d decision) bool { return d.done })
+	if r.sim.stable+r.sim.canary != 3 || r.sim.stableRev != revCanary || r.status.ScaleDownRevision != "" {
+		t.Fatalf("after the delay: sim %+v status %+v", r.sim, r.status)
+	}
+}
+
+func TestBlueGreenPreviewReplicaCount(t *testing.T) {
+	spec := blueGreenSpec(true, 0)
+	spec.Strategy.BlueGreen.PreviewReplicaCount = ptr.To[int32](1)
+	r := &run{t: t, spec: spec, sim: newSim(4), now: t0}
+	r.step("")
+	r.sim.update = revCanary
+	d := r.step("")
+	if d.control.CanaryReplicas != 1 || *d.control.StableReplicas != 4 {
+		t.Fatalf("preview of 1: control %+v", d.control)
+	}
+	r.until(30, "switch", func(d decision) bool { return d.status.ScaleDownRevision != "" })
+	if r.sim.canary != 4 {
+		t.Fatalf("switched with %d new pods, want the full 4", r.sim.canary)
 	}
 }

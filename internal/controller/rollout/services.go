@@ -20,8 +20,12 @@ import (
 )
 
 // serviceNames are the stable and canary Services of a Rollout: the ones
-// its spec names, or <rollout>-stable and <rollout>-canary, which it owns.
+// its spec names, or <rollout>-stable and <rollout>-canary, which it owns;
+// for blue-green, the active and the (optional) preview Service.
 func serviceNames(ro *rolloutsv1alpha1.Rollout) traffic.Services {
+	if bg := ro.Spec.Strategy.BlueGreen; bg != nil {
+		return traffic.Services{Namespace: ro.Namespace, Stable: bg.ActiveService, Canary: bg.PreviewService}
+	}
 	c := ro.Spec.Strategy.Canary
 	s := traffic.Services{Namespace: ro.Namespace, Stable: ro.Name + "-stable", Canary: ro.Name + "-canary"}
 	if c != nil && c.StableService != "" {
@@ -36,7 +40,7 @@ func serviceNames(ro *rolloutsv1alpha1.Rollout) traffic.Services {
 // owned reports whether the Rollout creates the named Service.
 func owned(ro *rolloutsv1alpha1.Rollout, name string) bool {
 	c := ro.Spec.Strategy.Canary
-	return c == nil || (name != c.StableService && name != c.CanaryService)
+	return c != nil && name != c.StableService && name != c.CanaryService
 }
 
 // syncService points a Service at the workload's pods of one revision. A
@@ -45,6 +49,9 @@ func owned(ro *rolloutsv1alpha1.Rollout, name string) bool {
 // revision label added. Services are read from the API, not a cache: the
 // manager caches no Services.
 func (r *Reconciler) syncService(ctx context.Context, ro *rolloutsv1alpha1.Rollout, w *target.Workload, name, rev string) error {
+	if name == "" {
+		return nil // blue-green without a preview Service
+	}
 	var svc corev1.Service
 	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ro.Namespace, Name: name}, &svc)
 	switch {
@@ -76,7 +83,7 @@ func (r *Reconciler) syncService(ctx context.Context, ro *rolloutsv1alpha1.Rollo
 // releaseService removes the revision label from a user's Service (the
 // Rollout is being deleted); owned Services are deleted with the Rollout.
 func (r *Reconciler) releaseService(ctx context.Context, ro *rolloutsv1alpha1.Rollout, name, revisionLabel string) error {
-	if owned(ro, name) {
+	if name == "" || owned(ro, name) {
 		return nil
 	}
 	var svc corev1.Service
