@@ -142,6 +142,7 @@ Run "` + name + ` playground" to try it on a local simulated cluster.`,
 		newReaperCommand(),
 	)
 	root.AddCommand(newRolloutActionCommands(env)...)
+	root.AddCommand(newUndoRestartCommands(env)...)
 	return root
 }
 
