@@ -111,4 +111,6 @@ func TestRolloutActionCommands(t *testing.T) {
 	}
 }
 
-func clientKey(name string) client.ObjectKey { return client.ObjectKey{Namespace: "default", Name: name} }
+func clientKey(name string) client.ObjectKey {
+	return client.ObjectKey{Namespace: "default", Name: name}
+}
