@@ -106,11 +106,7 @@ func newGetCommand(env *cmdEnv) *cobra.Command {
 }
 
 func (o *getOptions) runRollout(ctx context.Context, env *cmdEnv, name string) error {
-	c, err := env.factory.Client()
-	if err != nil {
-		return err
-	}
-	ns, err := env.factory.Namespace()
+	c, ns, err := env.connect()
 	if err != nil {
 		return err
 	}
@@ -129,11 +125,7 @@ func (o *getOptions) runRollout(ctx context.Context, env *cmdEnv, name string) e
 }
 
 func (o *getOptions) run(ctx context.Context, env *cmdEnv, name string) error {
-	c, err := env.factory.Client()
-	if err != nil {
-		return err
-	}
-	ns, err := env.factory.Namespace()
+	c, ns, err := env.connect()
 	if err != nil {
 		return err
 	}

@@ -112,11 +112,7 @@ func (e *cmdEnv) patchRollout(ctx context.Context, args []string, patch map[stri
 	if err != nil {
 		return err
 	}
-	c, err := e.factory.Client()
-	if err != nil {
-		return err
-	}
-	ns, err := e.factory.Namespace()
+	c, ns, err := e.connect()
 	if err != nil {
 		return err
 	}

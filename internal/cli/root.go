@@ -153,6 +153,19 @@ type cmdEnv struct {
 	factory Factory
 }
 
+// connect returns a client and the namespace the command works in.
+func (e *cmdEnv) connect() (client.Client, string, error) {
+	c, err := e.factory.Client()
+	if err != nil {
+		return nil, "", err
+	}
+	ns, err := e.factory.Namespace()
+	if err != nil {
+		return nil, "", err
+	}
+	return c, ns, nil
+}
+
 // examples formats example lines, replacing "drover" with the display name.
 func (e *cmdEnv) examples(lines ...string) string {
 	var b strings.Builder

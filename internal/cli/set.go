@@ -47,11 +47,7 @@ are matched by name too.`,
 			if err != nil {
 				return err
 			}
-			c, err := env.factory.Client()
-			if err != nil {
-				return err
-			}
-			ns, err := env.factory.Namespace()
+			c, ns, err := env.connect()
 			if err != nil {
 				return err
 			}

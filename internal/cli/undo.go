@@ -70,11 +70,7 @@ func (e *cmdEnv) withWorkload(ctx context.Context, args []string, fn func(client
 	if err != nil {
 		return err
 	}
-	c, err := e.factory.Client()
-	if err != nil {
-		return err
-	}
-	ns, err := e.factory.Namespace()
+	c, ns, err := e.connect()
 	if err != nil {
 		return err
 	}

@@ -44,56 +44,7 @@ func TestMain(m *testing.M) {
 	}, func(c client.Client) { k8s = c }))
 }
 
-// kubelet runs the namespace's pods until the test ends: a pod whose
-// status does not show its spec images, or whose readiness does not match
-// its gates, is (re)written as a kubelet would.
-func kubelet(t *testing.T, ns string) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done })
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			var pods corev1.PodList
-			if err := k8s.List(ctx, &pods, client.InNamespace(ns)); err == nil {
-				for i := range pods.Items {
-					if p := &pods.Items[i]; p.DeletionTimestamp == nil && stale(p) {
-						_ = testenv.RunPod(ctx, k8s, p) // conflicts are retried on the next pass
-					}
-				}
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}()
-}
-
-func stale(p *corev1.Pod) bool {
-	if p.Status.Phase != corev1.PodRunning || len(p.Status.ContainerStatuses) != len(p.Spec.Containers) {
-		return true
-	}
-	for i, c := range p.Spec.Containers {
-		if p.Status.ContainerStatuses[i].Image != c.Image {
-			return true
-		}
-	}
-	gates := true
-	for _, g := range p.Spec.ReadinessGates {
-		gates = gates && condition(p, g.ConditionType) == corev1.ConditionTrue
-	}
-	return (condition(p, corev1.PodReady) == corev1.ConditionTrue) != gates
-}
-
-func condition(p *corev1.Pod, t corev1.PodConditionType) corev1.ConditionStatus {
-	for _, c := range p.Status.Conditions {
-		if c.Type == t {
-			return c.Status
-		}
-	}
-	return ""
-}
+func kubelet(t *testing.T, ns string) { testenv.Kubelet(t, k8s, ns) }
 
 func newCloneSet(ns, name string, replicas int32) *appsv1alpha1.CloneSet {
 	return &appsv1alpha1.CloneSet{
