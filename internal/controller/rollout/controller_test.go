@@ -437,3 +437,25 @@ func TestBlueGreenOnCloneSet(t *testing.T) {
 		t.Fatalf("status %+v", ro.Status)
 	}
 }
+
+func TestTargetRecreatedStartsAfresh(t *testing.T) {
+	cs, ro := start(t, 2, setWeight(50), pause())
+	if err := k8s.Delete(context.Background(), cs); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "TargetNotFound", func() (bool, string) {
+		get(t, ro)
+		c := meta.FindStatusCondition(ro.Status.Conditions, rolloutsv1alpha1.ConditionStalled)
+		return c != nil && c.Reason == rolloutsv1alpha1.ReasonTargetNotFound && ro.Status.StableRevision == "", ro.Status.Message
+	})
+	fresh := newCloneSet(cs.Namespace, "web", 2)
+	fresh.Spec.Template.Spec.Containers[0].Image = "app:9"
+	if err := k8s.Create(context.Background(), fresh); err != nil {
+		t.Fatal(err)
+	}
+	waitPhase(t, ro, rolloutsv1alpha1.RolloutPhaseHealthy)
+	get(t, fresh)
+	if ro.Status.StableRevision != fresh.Status.CurrentRevision {
+		t.Fatalf("stable %s, want the new workload's %s", ro.Status.StableRevision, fresh.Status.CurrentRevision)
+	}
+}

@@ -146,8 +146,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	w, err := target.Get(ctx, r.Client, ro.Namespace, ro.Spec.TargetRef)
 	switch {
 	case apierrors.IsNotFound(err):
+		// A workload created again under the same name has a history of
+		// its own: what this one knew of revisions is dropped.
 		return r.stall(ctx, &ro, rolloutsv1alpha1.ReasonTargetNotFound,
-			fmt.Sprintf("%s %s not found: the rollout starts when it exists", ro.Spec.TargetRef.Kind, ro.Spec.TargetRef.Name))
+			fmt.Sprintf("%s %s not found: the rollout starts when it exists", ro.Spec.TargetRef.Kind, ro.Spec.TargetRef.Name),
+			func(st *rolloutsv1alpha1.RolloutStatus) {
+				*st = rolloutsv1alpha1.RolloutStatus{Conditions: st.Conditions}
+			})
 	case errors.Is(err, target.ErrUnsupported):
 		return r.stall(ctx, &ro, rolloutsv1alpha1.ReasonInvalidSpec, "targetRef: "+err.Error())
 	case err != nil:
@@ -318,9 +323,12 @@ func (r *Reconciler) finalize(ctx context.Context, ro *rolloutsv1alpha1.Rollout)
 
 // stall records a problem that only a change of the spec or of the
 // cluster can fix.
-func (r *Reconciler) stall(ctx context.Context, ro *rolloutsv1alpha1.Rollout, reason, msg string) (reconcile.Result, error) {
+func (r *Reconciler) stall(ctx context.Context, ro *rolloutsv1alpha1.Rollout, reason, msg string, mutate ...func(*rolloutsv1alpha1.RolloutStatus)) (reconcile.Result, error) {
 	patched := ro.DeepCopy()
 	st := &patched.Status
+	for _, m := range mutate {
+		m(st)
+	}
 	st.ObservedGeneration = ro.Generation
 	st.Message = msg
 	set := func(t string, s metav1.ConditionStatus, reason, msg string) {
