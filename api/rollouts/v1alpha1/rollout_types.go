@@ -291,15 +291,31 @@ type SetCanaryScale struct {
 	MatchTrafficWeight bool `json:"matchTrafficWeight,omitempty"`
 }
 
-// TrafficRouting names the router that shifts traffic between the stable
-// and canary Services.
-// +kubebuilder:validation:XValidation:rule="has(self.gatewayAPI)",message="trafficRouting needs a router: gatewayAPI"
+// TrafficRouting names the routers that shift traffic between the stable
+// and canary Services. Several may be set: each carries the same weight.
+// +kubebuilder:validation:XValidation:rule="has(self.gatewayAPI) || has(self.istio) || has(self.nginx) || has(self.smi)",message="trafficRouting needs at least one router: gatewayAPI, istio, nginx or smi"
 type TrafficRouting struct {
 	// gatewayAPI shifts traffic with Gateway API routes: the Rollout sets
 	// the weights of the stable and canary Services among each route's
 	// backendRefs; rules that reference neither are left alone.
 	// +optional
 	GatewayAPI *GatewayAPIRouting `json:"gatewayAPI,omitempty"`
+
+	// istio shifts traffic with an Istio VirtualService: the Rollout sets
+	// the weights of the stable and canary destinations of its http
+	// routes; other routes are left alone.
+	// +optional
+	Istio *IstioRouting `json:"istio,omitempty"`
+
+	// nginx shifts traffic with ingress-nginx: the Rollout creates and owns
+	// a canary Ingress beside the stable one and sets its canary weight.
+	// +optional
+	NGINX *NGINXRouting `json:"nginx,omitempty"`
+
+	// smi shifts traffic with an SMI TrafficSplit (split.smi-spec.io/v1alpha3)
+	// that the Rollout creates and owns.
+	// +optional
+	SMI *SMIRouting `json:"smi,omitempty"`
 }
 
 // GatewayAPIRouting names the Gateway API routes of a Rollout.
@@ -328,6 +344,101 @@ type RouteRef struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
+}
+
+// IstioRouting names the Istio objects of a Rollout (networking.istio.io/v1,
+// in the Rollout's namespace).
+type IstioRouting struct {
+	// virtualService whose http routes send traffic to the stable and
+	// canary Services.
+	// +required
+	VirtualService IstioVirtualService `json:"virtualService"`
+
+	// destinationRule: the routes send to one host and the stable and
+	// canary subsets of this DestinationRule instead of the two Services;
+	// the Rollout keeps each subset's labels equal to its Service's
+	// selector (which carries the revision label).
+	// +optional
+	DestinationRule *IstioDestinationRule `json:"destinationRule,omitempty"`
+}
+
+// IstioVirtualService names a VirtualService and the http routes the
+// Rollout manages in it.
+type IstioVirtualService struct {
+	// name of the VirtualService.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// routes are the names of the http routes whose weights the Rollout
+	// sets. Empty: every http route with a destination on the stable or
+	// canary Service (subset, with a destinationRule).
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	Routes []string `json:"routes,omitempty"`
+}
+
+// IstioDestinationRule names a DestinationRule and its stable and canary
+// subsets.
+// +kubebuilder:validation:XValidation:rule="self.stableSubsetName != self.canarySubsetName",message="stableSubsetName and canarySubsetName must differ"
+type IstioDestinationRule struct {
+	// name of the DestinationRule.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// stableSubsetName is the subset that selects the stable revision.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	StableSubsetName string `json:"stableSubsetName"`
+	// canarySubsetName is the subset that selects the canary revision.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	CanarySubsetName string `json:"canarySubsetName"`
+}
+
+// NGINXRouting names the Ingress that ingress-nginx serves the stable
+// Service with.
+type NGINXRouting struct {
+	// stableIngress is the Ingress (networking.k8s.io/v1, in the Rollout's
+	// namespace) whose paths send to the stable Service. It is left as you
+	// wrote it; the Rollout creates and owns the canary Ingress
+	// <stableIngress>-<rollout>-canary beside it.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	StableIngress string `json:"stableIngress"`
+
+	// additionalIngressAnnotations are added to the canary Ingress. A key
+	// without a "/" is an ingress-nginx annotation
+	// (nginx.ingress.kubernetes.io/<key>). The annotations the Rollout
+	// manages win: canary, canary-weight and canary-weight-total always,
+	// canary-by-header, -value and -pattern while a header route is set.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	AdditionalIngressAnnotations map[string]string `json:"additionalIngressAnnotations,omitempty"`
+}
+
+// SMIRouting names the SMI TrafficSplit of a Rollout.
+type SMIRouting struct {
+	// trafficSplitName is the TrafficSplit the Rollout creates and owns.
+	// Unset: the Rollout's name.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	TrafficSplitName string `json:"trafficSplitName,omitempty"`
+
+	// rootService is the Service clients address; the mesh splits its
+	// traffic between the stable and canary Services.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	RootService string `json:"rootService"`
 }
 
 // RolloutPhase summarises a Rollout for people; conditions are the
