@@ -33,7 +33,8 @@ type Counts struct {
 type Workload struct {
 	// Object is the cache's object: read it, do not modify it.
 	Object client.Object
-	// Replicas is the number of pods the workload's spec asks for.
+	// Replicas is the number of pods the workload's spec asks for (a
+	// DaemonSet: the number of nodes that should run its pod).
 	Replicas int32
 	// Caught up: the workload's status describes its current spec.
 	CaughtUp bool
@@ -58,13 +59,28 @@ type Workload struct {
 // API's NotFound error.
 func Get(ctx context.Context, c client.Reader, namespace string, ref rolloutsv1alpha1.TargetRef) (*Workload, error) {
 	key := types.NamespacedName{Namespace: namespace, Name: ref.Name}
-	switch {
-	case ref.APIVersion == appsv1alpha1.GroupVersion.String() && ref.Kind == "CloneSet":
+	if ref.APIVersion != appsv1alpha1.GroupVersion.String() {
+		return nil, fmt.Errorf("targetRef %s %s: %w", ref.APIVersion, ref.Kind, ErrUnsupported)
+	}
+	switch ref.Kind {
+	case "CloneSet":
 		var cs appsv1alpha1.CloneSet
 		if err := c.Get(ctx, key, &cs); err != nil {
 			return nil, fmt.Errorf("reading CloneSet %s: %w", key, err)
 		}
 		return fromCloneSet(&cs), nil
+	case "StatefulSet":
+		var set appsv1alpha1.StatefulSet
+		if err := c.Get(ctx, key, &set); err != nil {
+			return nil, fmt.Errorf("reading StatefulSet %s: %w", key, err)
+		}
+		return fromStatefulSet(&set), nil
+	case "DaemonSet":
+		var ds appsv1alpha1.DaemonSet
+		if err := c.Get(ctx, key, &ds); err != nil {
+			return nil, fmt.Errorf("reading DaemonSet %s: %w", key, err)
+		}
+		return fromDaemonSet(&ds), nil
 	default:
 		return nil, fmt.Errorf("targetRef %s %s: %w", ref.APIVersion, ref.Kind, ErrUnsupported)
 	}
@@ -92,6 +108,59 @@ func fromCloneSet(cs *appsv1alpha1.CloneSet) *Workload {
 	}
 	if cs.Spec.Selector != nil {
 		w.PodLabels = cs.Spec.Selector.MatchLabels
+	}
+	w.readControl()
+	return w
+}
+
+// fromStatefulSet reads an Advanced StatefulSet. A set without a selector
+// labels its pods apps.drover.dev/statefulset=<name>.
+func fromStatefulSet(set *appsv1alpha1.StatefulSet) *Workload {
+	w := &Workload{
+		Object:          set,
+		CaughtUp:        set.Status.ObservedGeneration == set.Generation && set.Status.UpdateRevision != "",
+		CurrentRevision: set.Status.CurrentRevision,
+		UpdateRevision:  set.Status.UpdateRevision,
+		Counts: Counts{
+			Replicas: set.Status.Replicas, Ready: set.Status.ReadyReplicas,
+			Updated: set.Status.UpdatedReplicas, UpdatedReady: set.Status.UpdatedReadyReplicas,
+		},
+		RevisionLabel: revision.LabelRevisionHash,
+		Template:      &set.Spec.Template,
+	}
+	w.Replicas = 1
+	if set.Spec.Replicas != nil {
+		w.Replicas = *set.Spec.Replicas
+	}
+	if set.Spec.Selector != nil {
+		w.PodLabels = set.Spec.Selector.MatchLabels
+	} else {
+		w.PodLabels = map[string]string{appsv1alpha1.LabelStatefulSet: set.Name}
+	}
+	w.readControl()
+	return w
+}
+
+// fromDaemonSet reads an Advanced DaemonSet: its replicas are the nodes
+// that should run its pod, its counts are nodes. Its status has no count
+// of updated ready nodes: updated available ones stand in (a ready pod
+// becomes available after minReadySeconds).
+func fromDaemonSet(ds *appsv1alpha1.DaemonSet) *Workload {
+	w := &Workload{
+		Object:          ds,
+		Replicas:        ds.Status.DesiredNumberScheduled,
+		CaughtUp:        ds.Status.ObservedGeneration == ds.Generation && ds.Status.UpdateRevision != "",
+		CurrentRevision: ds.Status.CurrentRevision,
+		UpdateRevision:  ds.Status.UpdateRevision,
+		Counts: Counts{
+			Replicas: ds.Status.CurrentNumberScheduled, Ready: ds.Status.NumberReady,
+			Updated: ds.Status.UpdatedNumberScheduled, UpdatedReady: ds.Status.UpdatedNumberAvailable,
+		},
+		RevisionLabel: revision.LabelRevisionHash,
+		Template:      &ds.Spec.Template,
+	}
+	if ds.Spec.Selector != nil {
+		w.PodLabels = ds.Spec.Selector.MatchLabels
 	}
 	w.readControl()
 	return w

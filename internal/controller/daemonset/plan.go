@@ -11,6 +11,13 @@ import (
 
 // The plan is computed by pure functions from what the cache shows, then
 // applied by sync.go. Nothing here reads the API or a clock.
+//
+// When a Rollout drives the DaemonSet (appsv1alpha1.RolloutControl), its
+// canary count replaces the partition (canary nodes run the update
+// revision, the others the rollout's stable revision) and nodes are
+// created at the stable revision; the update also moves nodes back to the
+// stable revision: nodes running the update revision beyond the canary
+// count, and nodes running any third revision (planReturn).
 
 // podView is one pod of the DaemonSet as the planner sees it.
 type podView struct {
@@ -18,7 +25,7 @@ type podView struct {
 	node     string
 	revision string
 	// updated: the pod is on the update revision, or an in-place update
-	// toward it has begun.
+	// toward it has begun (and none back to a rollout's stable revision).
 	updated bool
 	ready   bool
 	// available: ready for minReadySeconds and neither being updated nor
@@ -27,6 +34,9 @@ type podView struct {
 	available bool
 	// updating: an in-place update toward the update revision has begun.
 	updating bool
+	// returning: an in-place update toward the rollout's stable revision
+	// (planInput.stable) has begun.
+	returning bool
 	// inFlight: an in-place update (toward any revision) has not finished.
 	inFlight bool
 	// deleting: chosen for deletion earlier and waiting in its preDelete hook.
@@ -75,6 +85,15 @@ type planInput struct {
 	// inPlace says, per old revision, whether moving to the update
 	// revision can be done in place.
 	inPlace func(revision string) bool
+	// stable, when set, is the revision of the nodes kept off the update
+	// revision (a Rollout's stable revision, see
+	// appsv1alpha1.RolloutControl; partition is then the number of such
+	// nodes): surplus nodes of the update revision and nodes of any third
+	// revision move back to it. "" leaves such pods where they are.
+	stable string
+	// inPlaceReturn says, per revision, whether moving to stable can be
+	// done in place (used only when stable is set).
+	inPlaceReturn func(revision string) bool
 	// haveCurrent: a current revision other than the update revision is
 	// known, so a new pod may be created on it (partition, paused, nodes
 	// outside rollingUpdate.selector).
@@ -95,6 +114,7 @@ const (
 	deleteDuplicate    deleteReason = "duplicate"
 	deleteSurged       deleteReason = "replaced-by-surge"
 	deleteRecreate     deleteReason = "recreate-update"
+	deleteReturn       deleteReason = "recreate-return"
 	deleteHeld         deleteReason = "held-by-hook"
 )
 
@@ -120,6 +140,9 @@ type plan struct {
 	deletes []podDelete
 	// inPlace are the pods whose in-place update starts now.
 	inPlace []*podView
+	// returns are the pods whose in-place update back to the stable
+	// revision starts now.
+	returns []*podView
 }
 
 // nodeState is a node's pods after duplicates are set aside: at most one
@@ -210,7 +233,7 @@ func computePlan(in planInput) plan {
 	for _, s := range states {
 		// A node whose only pod waits in its preDelete hook is being
 		// recreated: it counts as moving.
-		if s.upd != nil || (s.old == nil && hasDeleting(s.n)) {
+		if s.upd != nil || (s.old == nil && in.recreatingForward(s.n)) {
 			updated++
 		}
 	}
@@ -234,27 +257,47 @@ func computePlan(in planInput) plan {
 			continue
 		}
 		// Paused or not: pausing stops moving pods, not what new ones run
-		// (as the native controller and the StatefulSet do).
-		upd := in.onDelete || !in.haveCurrent || (s.n.inScope && updated < target)
+		// (as the native controller and the StatefulSet do). Under a
+		// rollout the canary count holds with OnDelete too.
+		upd := (in.onDelete && in.stable == "") || !in.haveCurrent || (s.n.inScope && updated < target)
 		if upd {
 			updated++
 		}
 		p.creates = append(p.creates, podCreate{node: s.n.name, updated: upd})
 	}
 	if in.updating {
-		planUpdate(in, &p, states, target-updated)
+		b := newBudget(in, states)
+		planUpdate(in, &p, states, target-updated, b)
+		if in.stable != "" {
+			planReturn(in, &p, states, updated-target, b)
+		}
 	}
 	return p
 }
 
-// planUpdate moves old pods of up to need nodes to the update revision.
-func planUpdate(in planInput, p *plan, states []nodeState, need int32) {
-	if need <= 0 {
-		return
+// recreatingForward reports whether a node whose only pods wait in their
+// preDelete hook counts as moving to the update revision: it does, unless
+// under a rollout the pod held is of the update revision (it was deleted
+// to go back to the stable revision).
+func (in *planInput) recreatingForward(n *nodeView) bool {
+	for _, v := range n.active {
+		if v.deleting && (in.stable == "" || !v.updated) {
+			return true
+		}
 	}
+	return false
+}
+
+// budget is what one reconcile's moves may still spend: nodes that may
+// stop serving (maxUnavailable) and nodes that may run a second pod
+// (maxSurge); taken are the nodes a move was planned on.
+type budget struct {
+	unavailable, surge int32
+	taken              map[string]bool
+}
+
+func newBudget(in planInput, states []nodeState) *budget {
 	var unavailable, surging int32
-	var candidates []*podView
-	byPod := map[*podView]nodeState{}
 	for _, s := range states {
 		if !s.available() {
 			unavailable++
@@ -264,15 +307,33 @@ func planUpdate(in planInput, p *plan, states []nodeState, need int32) {
 			// preDelete hook may hold it).
 			surging++
 		}
-		if s.upd == nil && s.old != nil && s.n.inScope && !hasDeleting(s.n) {
+	}
+	return &budget{unavailable: in.maxUnavailable - unavailable, surge: in.maxSurge - surging, taken: map[string]bool{}}
+}
+
+// planUpdate moves old pods of up to need nodes to the update revision.
+// Under a rollout, pods of a third revision go first (they must move
+// anyway) and pods on their way back to stable finish first.
+func planUpdate(in planInput, p *plan, states []nodeState, need int32, b *budget) {
+	if need <= 0 {
+		return
+	}
+	var candidates []*podView
+	byPod := map[*podView]nodeState{}
+	for _, s := range states {
+		if s.upd == nil && s.old != nil && s.n.inScope && !hasDeleting(s.n) && !s.old.returning {
 			candidates = append(candidates, s.old)
 			byPod[s.old] = s
 		}
 	}
-	budget := in.maxUnavailable - unavailable
-	surge := in.maxSurge - surging
+	order := in.sortForUpdate(candidates)
+	if in.stable != "" {
+		slices.SortStableFunc(order, func(a, b *podView) int {
+			return cmp.Compare(btoi(a.revision == in.stable), btoi(b.revision == in.stable))
+		})
+	}
 	var started int32
-	for _, v := range in.sortForUpdate(candidates) {
+	for _, v := range order {
 		if started == need {
 			break
 		}
@@ -283,19 +344,74 @@ func planUpdate(in planInput, p *plan, states []nodeState, need int32) {
 			p.inPlace = append(p.inPlace, v)
 		case !v.available:
 			p.deletes = append(p.deletes, podDelete{view: v, reason: deleteRecreate})
-		case inPlace && budget > 0:
-			budget--
+		case inPlace && b.unavailable > 0:
+			b.unavailable--
 			p.inPlace = append(p.inPlace, v)
-		case surge > 0:
-			surge--
+		case b.surge > 0:
+			b.surge--
 			p.creates = append(p.creates, podCreate{node: byPod[v].n.name, updated: true, surge: true})
-		case budget > 0:
-			budget--
+		case b.unavailable > 0:
+			b.unavailable--
 			p.deletes = append(p.deletes, podDelete{view: v, reason: deleteRecreate})
 		default:
 			continue
 		}
+		b.taken[v.node] = true
 		started++
+	}
+}
+
+// planReturn moves nodes back to the rollout's stable revision within
+// what is left of the unavailability budget: nodes running the update
+// revision beyond the canary count (surplus of them; unavailable ones
+// first, then the last in update order) and nodes running a third
+// revision that planUpdate did not take. A node surging toward the update
+// revision loses its new pod, which is not serving yet; otherwise the pod
+// goes back in place when the rollingUpdate type allows, or is deleted
+// and its node given a stable pod. There is no surge on the way back.
+// Nodes outside rollingUpdate.selector are left alone.
+func planReturn(in planInput, p *plan, states []nodeState, surplus int32, b *budget) {
+	var candidates []*podView
+	surging := map[*podView]bool{}
+	for _, s := range states {
+		if !s.n.inScope || hasDeleting(s.n) || b.taken[s.n.name] {
+			continue
+		}
+		switch {
+		case s.upd != nil && s.old != nil && !s.replaced && !s.upd.available:
+			candidates = append(candidates, s.upd)
+			surging[s.upd] = true
+		case s.upd != nil && s.old == nil && !s.replaced && !s.upd.inFlight:
+			candidates = append(candidates, s.upd)
+		case s.upd == nil && s.old != nil && s.old.revision != in.stable && !s.old.returning:
+			candidates = append(candidates, s.old)
+		}
+	}
+	order := in.sortForUpdate(candidates)
+	slices.Reverse(order)
+	slices.SortStableFunc(order, func(a, b *podView) int { return cmp.Compare(btoi(a.available), btoi(b.available)) })
+	for _, v := range order {
+		if v.updated && surplus <= 0 {
+			continue
+		}
+		inPlace := in.inPlaceType && in.inPlaceReturn(v.revision) && !surging[v]
+		switch {
+		case !v.available && inPlace:
+			p.returns = append(p.returns, v)
+		case !v.available:
+			p.deletes = append(p.deletes, podDelete{view: v, reason: deleteReturn})
+		case b.unavailable <= 0:
+			continue
+		case inPlace:
+			b.unavailable--
+			p.returns = append(p.returns, v)
+		default:
+			b.unavailable--
+			p.deletes = append(p.deletes, podDelete{view: v, reason: deleteReturn})
+		}
+		if v.updated {
+			surplus--
+		}
 	}
 }
 

@@ -31,9 +31,10 @@ type simPod struct {
 	view        *podView // what the planner sees; rebuilt each reconcile
 	name        string
 	seq         int
-	rev         string // revOld or revNew (the label)
+	rev         string // revOld, revNew or revStray (the label)
 	ready       bool
-	inPlace     int // 0 none, 1 draining (label old), 2 updating (label new)
+	inPlace     int    // 0 none, 1 draining (label old), 2 updating (label new)
+	to          string // the revision an in-place update goes to
 	deleting    bool
 	released    bool // the preDelete hook let go
 	terminating bool
@@ -62,15 +63,26 @@ type simConfig struct {
 	togglePause               bool
 	startEmpty                bool // no pods at start
 	instantReady, slowRelease bool
+	// canaries, when set, drive the DaemonSet through a rollout control
+	// whose stable revision is revOld: the canary node count of each
+	// phase in turn (the next phase may start at any moment, mid-move);
+	// every phase's rest is checked.
+	canaries []int32
+	// strays is how many nodes start on revStray under a rollout control.
+	strays int
 }
 
 func (c simConfig) String() string {
-	return fmt.Sprintf("%+v", struct {
+	out := fmt.Sprintf("%+v", struct {
 		N, MU, MS, P             int32
 		InPlace, OK, Hook, Churn bool
 		OutOfScope               int
 		Pause, Empty             bool
 	}{int32(c.nodes), c.maxUnavailable, c.maxSurge, c.partition, c.inPlaceType, c.inPlaceOK, c.hook, c.churn, c.outOfScope, c.togglePause, c.startEmpty})
+	if c.canaries != nil {
+		out += fmt.Sprintf(" canaries=%v strays=%d", c.canaries, c.strays)
+	}
+	return out
 }
 
 type simCluster struct {
@@ -81,6 +93,18 @@ type simCluster struct {
 	paused  bool
 	trace   *simtest.Trace
 	nodeSeq int
+	phase   int // the current index in cfg.canaries
+}
+
+func (s *simCluster) controlled() bool { return s.cfg.canaries != nil }
+
+// partition is the spec's partition, or the nodes beyond the rollout's
+// canary count.
+func (s *simCluster) partition(eligible int32) int32 {
+	if s.controlled() {
+		return eligible - min(s.cfg.canaries[s.phase], eligible)
+	}
+	return s.cfg.partition
 }
 
 func newSim(cfg simConfig, seed uint64, tracing bool) *simCluster {
@@ -89,7 +113,11 @@ func newSim(cfg simConfig, seed uint64, tracing bool) *simCluster {
 		n := s.addNode()
 		n.inScope = i >= cfg.outOfScope
 		if !cfg.startEmpty {
-			s.addPod(n, revOld, true)
+			rev := revOld
+			if i < cfg.strays {
+				rev = revStray
+			}
+			s.addPod(n, rev, true)
 		}
 	}
 	return s
@@ -123,15 +151,20 @@ func live(n *simNode) []*simPod {
 func (s *simCluster) input() (planInput, map[*podView]*simPod) {
 	back := map[*podView]*simPod{}
 	var nodes []*nodeView
+	var eligible int32
 	for _, n := range s.nodes {
+		if n.exists && n.eligible {
+			eligible++
+		}
 		nv := &nodeView{name: n.name, exists: n.exists, eligible: n.eligible, keep: n.eligible || n.keep, inScope: n.inScope}
 		for _, p := range live(n) {
 			v := &podView{
 				pod:  &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: p.name, CreationTimestamp: metav1.NewTime(testEpoch.Add(0))}},
 				node: n.name, revision: p.rev, ready: p.ready && p.inPlace == 0, deleting: p.deleting,
-				available: p.available(), inFlight: p.inPlace > 0, updating: p.inPlace > 0,
+				available: p.available(), inFlight: p.inPlace > 0, updating: p.inPlace > 0 && p.to == revNew,
+				returning: p.inPlace > 0 && p.to != revNew,
 			}
-			v.updated = p.rev == revNew || v.updating
+			v.updated = (p.rev == revNew && !v.returning) || v.updating
 			p.view = v
 			back[v] = p
 			nv.active = append(nv.active, v)
@@ -146,9 +179,13 @@ func (s *simCluster) input() (planInput, map[*podView]*simPod) {
 	if in.maxUnavailable == 0 && in.maxSurge == 0 {
 		in.maxUnavailable = 1
 	}
-	in.partition = s.cfg.partition
+	in.partition = s.partition(eligible)
 	in.inPlaceType = s.cfg.inPlaceType
 	in.inPlace = func(string) bool { return s.cfg.inPlaceOK }
+	if s.controlled() {
+		in.stable = revOld
+		in.inPlaceReturn = func(string) bool { return s.cfg.inPlaceOK }
+	}
 	return in, back
 }
 
@@ -170,13 +207,16 @@ func (s *simCluster) reconcile() (int, error) {
 	budgetUsed := 0
 	for _, d := range p.deletes {
 		pod := back[d.view]
+		if d.reason == deleteReturn && (!s.controlled() || (s.cfg.inPlaceType && s.cfg.inPlaceOK && len(live(s.node(pod.view.node))) == 1 && !pod.deleting)) {
+			return 0, fmt.Errorf("pod %s deleted to go back (controlled %v), though it could go in place", pod.name, s.controlled())
+		}
 		switch {
 		case d.force || !s.cfg.hook || pod.released:
 			pod.terminating = true
 		case !pod.deleting:
 			pod.deleting = true
 		}
-		if d.reason == deleteRecreate && d.view.available {
+		if (d.reason == deleteRecreate || d.reason == deleteReturn) && d.view.available {
 			budgetUsed++
 		}
 	}
@@ -196,7 +236,17 @@ func (s *simCluster) reconcile() (int, error) {
 		if pod.available() {
 			budgetUsed++
 		}
-		pod.inPlace = 1
+		pod.inPlace, pod.to = 1, revNew
+	}
+	for _, v := range p.returns {
+		pod := back[v]
+		if !s.controlled() || !s.cfg.inPlaceType || !s.cfg.inPlaceOK || pod.rev == revOld {
+			return 0, fmt.Errorf("pod %s (%s) moved back in place (controlled %v, in place %v/%v)", pod.name, pod.rev, s.controlled(), s.cfg.inPlaceType, s.cfg.inPlaceOK)
+		}
+		if pod.available() {
+			budgetUsed++
+		}
+		pod.inPlace, pod.to = 1, revOld
 	}
 	s.trace.Logf("reconcile: %s", strings.Join(describe(p), "; "))
 	if budgetUsed > 0 {
@@ -204,7 +254,7 @@ func (s *simCluster) reconcile() (int, error) {
 			return 0, fmt.Errorf("the plan took nodes down to %d unavailable (was %d), maxUnavailable %d", after, before, s.resolvedMaxUnavailable())
 		}
 	}
-	return len(p.creates) + len(p.deletes) + len(p.inPlace), s.checkShape()
+	return len(p.creates) + len(p.deletes) + len(p.inPlace) + len(p.returns), s.checkShape()
 }
 
 func (s *simCluster) resolvedMaxUnavailable() int32 {
@@ -270,7 +320,7 @@ func (s *simCluster) step(allowChurn bool) bool {
 			case !n.exists:
 				// No kubelet: nothing happens to the pod.
 			case p.inPlace == 1:
-				evs = append(evs, event{"in-place spec written " + p.name, func() { p.inPlace, p.rev, p.ready = 2, revNew, false }})
+				evs = append(evs, event{"in-place spec written " + p.name, func() { p.inPlace, p.rev, p.ready = 2, p.to, false }})
 			case p.inPlace == 2:
 				evs = append(evs, event{"in-place done " + p.name, func() { p.inPlace, p.ready = 0, true }})
 			case !p.ready:
@@ -333,6 +383,9 @@ func (s *simCluster) checkRest() error {
 			updated++
 		}
 	}
+	if s.controlled() {
+		return s.checkRestControlled(eligible, updated)
+	}
 	var inScope int32
 	for _, n := range s.nodes {
 		if n.exists && n.eligible && (n.inScope || live(n)[0].rev == revNew) {
@@ -343,6 +396,35 @@ func (s *simCluster) checkRest() error {
 	// than eligible-partition nodes may stay updated.
 	if want := min(max(0, eligible-s.cfg.partition), inScope); updated < want || (!s.cfg.churn && updated != want) {
 		return fmt.Errorf("%d of %d nodes updated at rest, want %d (partition %d, %d reachable)", updated, eligible, want, s.cfg.partition, inScope)
+	}
+	return nil
+}
+
+// checkRestControlled checks a rollout control's rest: the canary count
+// holds (or cannot be reached within rollingUpdate.selector), and every
+// node in scope runs the canary or the stable revision.
+func (s *simCluster) checkRestControlled(eligible, updated int32) error {
+	target := eligible - s.partition(eligible)
+	var inScopeUpdated, inScopeStable int32
+	for _, n := range s.nodes {
+		if !n.exists || !n.eligible || !n.inScope {
+			continue
+		}
+		switch rev := live(n)[0].rev; rev {
+		case revNew:
+			inScopeUpdated++
+		case revOld:
+			inScopeStable++
+		default:
+			return fmt.Errorf("node %s in scope still runs %s at rest", n.name, rev)
+		}
+	}
+	switch {
+	case updated == target:
+	case updated < target && inScopeStable == 0:
+	case updated > target && inScopeUpdated == 0:
+	default:
+		return fmt.Errorf("%d of %d nodes on the canary at rest, want %d (%d in scope on it, %d stable)", updated, eligible, target, inScopeUpdated, inScopeStable)
 	}
 	return nil
 }
@@ -362,6 +444,10 @@ func runSim(cfg simConfig, seed uint64, tracing bool) (*simCluster, error) {
 		if step == churnSteps {
 			s.paused = false
 		}
+		if s.controlled() && s.phase < len(cfg.canaries)-1 && s.rng.IntN(60) == 0 {
+			s.phase++
+			s.trace.Logf("control: canary %d", cfg.canaries[s.phase])
+		}
 		if s.rng.IntN(3) == 0 || quiet > 0 {
 			n, err := s.reconcile()
 			if err != nil {
@@ -370,6 +456,12 @@ func runSim(cfg simConfig, seed uint64, tracing bool) (*simCluster, error) {
 			if n == 0 && quiet > 0 && step > churnSteps {
 				if err := s.checkRest(); err != nil {
 					return s, fmt.Errorf("step %d: %w", step, err)
+				}
+				if s.controlled() && s.phase < len(cfg.canaries)-1 {
+					s.phase++
+					s.trace.Logf("control: canary %d", cfg.canaries[s.phase])
+					quiet = 0
+					continue
 				}
 				return s, nil
 			}
@@ -415,6 +507,47 @@ func TestRollingUpdateSimulation(t *testing.T) {
 		simConfig{nodes: 4, maxUnavailable: 4, partition: 2},
 		simConfig{nodes: 5, maxUnavailable: 5, maxSurge: 2, partition: 1, outOfScope: 1},
 		simConfig{nodes: 8, maxUnavailable: 1, maxSurge: 3, instantReady: true},
+	)
+	for _, cfg := range configs {
+		t.Run(cfg.String(), func(t *testing.T) {
+			t.Parallel()
+			for seed := uint64(0); seed < simSeeds; seed++ {
+				if _, err := runSim(cfg, seed, false); err != nil {
+					s, _ := runSim(cfg, seed, true)
+					t.Fatalf("seed %d: %v\nlast steps:\n%s\nnodes:\n%s", seed, err, s.trace, s.dump())
+				}
+			}
+		})
+	}
+}
+
+// TestRollingUpdateSimulationRolloutControl drives DaemonSets through
+// rollout controls: canary steps up, a smaller canary, then an abort
+// (every node back to stable) or a full promotion, with phases changing
+// mid-move; every phase's rest and the unavailability budget are checked.
+func TestRollingUpdateSimulationRolloutControl(t *testing.T) {
+	var configs []simConfig
+	for _, mu := range []int32{1, 2} {
+		for _, ms := range []int32{0, 1} {
+			for _, c := range []simConfig{
+				{inPlaceType: true, inPlaceOK: true},
+				{inPlaceType: true, inPlaceOK: true, hook: true},
+				{inPlaceType: true},
+				{hook: true},
+			} {
+				c.nodes, c.maxUnavailable, c.maxSurge = 5, mu, ms
+				abort, promote, strays := c, c, c
+				abort.canaries = []int32{1, 3, 2, 0}
+				promote.canaries = []int32{2, 1, 5}
+				strays.canaries, strays.strays = []int32{2, 0}, 3
+				configs = append(configs, abort, promote, strays)
+			}
+		}
+	}
+	configs = append(configs,
+		simConfig{nodes: 6, maxUnavailable: 2, maxSurge: 1, churn: true, canaries: []int32{2, 4, 0}},
+		simConfig{nodes: 6, maxUnavailable: 1, churn: true, hook: true, inPlaceType: true, inPlaceOK: true, canaries: []int32{3, 1, 0}, strays: 2},
+		simConfig{nodes: 5, maxUnavailable: 2, outOfScope: 2, inPlaceType: true, inPlaceOK: true, canaries: []int32{2, 5, 1}, strays: 3},
 	)
 	for _, cfg := range configs {
 		t.Run(cfg.String(), func(t *testing.T) {

@@ -59,6 +59,25 @@ func counts(nodes []*nodeView) (s appsv1alpha1.DaemonSetStatus, surging, removin
 	return s, surging, removing, inFlight
 }
 
+// strays counts the eligible nodes in rollingUpdate.selector that run,
+// or are moving to or from, a revision other than the update revision and
+// the rollout's stable one: under a rollout they still have to move.
+func strays(nodes []*nodeView, stable string) int32 {
+	var n int32
+	for _, nv := range nodes {
+		if !nv.exists || !nv.eligible || !nv.inScope {
+			continue
+		}
+		for _, v := range nv.active {
+			if v.returning || (!v.updated && v.revision != stable) {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
 func btoi32(b bool) int32 {
 	if b {
 		return 1
@@ -88,20 +107,29 @@ func (r *Reconciler) updateStatus(ctx context.Context, ds *appsv1alpha1.DaemonSe
 	st.CollisionCount = ptr.To(res.collisionCount)
 	st.Conditions = append([]metav1.Condition(nil), ds.Status.Conditions...)
 
-	paused := !onDelete(ds) && rollingUpdate(ds).Paused
+	paused := !onDelete(ds) && res.control.paused(ds)
 	updated := onDelete(ds) || (st.UpdatedNumberScheduled >= st.ExpectedUpdatedNumber &&
 		st.UpdatedNumberAvailable >= st.ExpectedUpdatedNumber && inFlight == 0)
+	if stable := res.control.stable; stable != "" && !onDelete(ds) {
+		// Under a rollout the canary count is exact, and every other node
+		// runs the stable revision.
+		updated = updated && st.UpdatedNumberScheduled == st.ExpectedUpdatedNumber && strays(res.nodes, stable) == 0
+	}
 	done := placed && st.NumberAvailable == st.DesiredNumberScheduled && updated
 	// Updating while nodes move to the update revision; Placing while pods
 	// are created on or removed from nodes, or are becoming available.
 	activity := appsv1alpha1.ReasonPlacing
-	if placed && (st.UpdatedNumberScheduled < st.ExpectedUpdatedNumber || inFlight > 0) {
+	if placed && (st.UpdatedNumberScheduled < st.ExpectedUpdatedNumber || inFlight > 0 || (res.control.stable != "" && !updated)) {
 		activity = appsv1alpha1.ReasonUpdating
+	}
+	failureReason, failureMessage := res.failureReason, res.failureMessage
+	if err := res.control.err; err != nil {
+		failureReason, failureMessage = appsv1alpha1.ReasonInvalidRolloutControl, err.Error()
 	}
 	old := ds.Status
 	wait := workloadstatus.SetConditions(&st.Conditions, workloadstatus.Progress{
 		Generation: ds.Generation,
-		Done:       done,
+		Done:       done && res.control.err == nil,
 		Paused:     paused && !updated,
 		Progressed: old.ObservedGeneration != ds.Generation || old.DesiredNumberScheduled != st.DesiredNumberScheduled ||
 			old.CurrentNumberScheduled != st.CurrentNumberScheduled || old.NumberMisscheduled != st.NumberMisscheduled ||
@@ -111,8 +139,8 @@ func (r *Reconciler) updateStatus(ctx context.Context, ds *appsv1alpha1.DaemonSe
 		Summary: fmt.Sprintf("%d/%d nodes updated, %d/%d available, %d misscheduled", st.UpdatedNumberScheduled, st.ExpectedUpdatedNumber,
 			st.NumberAvailable, st.DesiredNumberScheduled, st.NumberMisscheduled),
 		Deadline:       time.Duration(ptr.Deref(ds.Spec.ProgressDeadlineSeconds, 600)) * time.Second,
-		FailureReason:  res.failureReason,
-		FailureMessage: res.failureMessage,
+		FailureReason:  failureReason,
+		FailureMessage: failureMessage,
 		Now:            now,
 	})
 

@@ -41,6 +41,54 @@ type syncResult struct {
 	// quota or admission, an invalid selector).
 	failureReason, failureMessage string
 	requeueAfter                  time.Duration
+	// control is the rollout control the reconcile honoured.
+	control rolloutControl
+}
+
+// rolloutControl is the DaemonSet's rollout control annotation
+// (appsv1alpha1.RolloutControl) checked against its revisions. Its canary
+// count is a number of nodes: that many eligible nodes run the update
+// revision (the partition is the rest), the others the stable revision.
+type rolloutControl struct {
+	// ctl is the control; nil when there is none or it cannot be used.
+	ctl *appsv1alpha1.RolloutControl
+	// stable is the rollout's stable revision when it differs from the
+	// update revision: the nodes kept off the update revision run it.
+	stable string
+	// err is an unusable control: the update holds (paused) with the
+	// spec's partition until it is fixed.
+	err error
+}
+
+func readControl(ds *appsv1alpha1.DaemonSet, t *podcontrol.Templates) rolloutControl {
+	ctl, ok, err := appsv1alpha1.ParseRolloutControl(ds.Annotations)
+	switch {
+	case !ok:
+		return rolloutControl{}
+	case err != nil:
+		return rolloutControl{err: err}
+	}
+	rc := rolloutControl{ctl: &ctl}
+	if ctl.StableRevision != t.Update().Name {
+		if _, known := t.Revision(ctl.StableRevision); !known {
+			return rolloutControl{err: fmt.Errorf("annotation %s: stableRevision %s is not a revision of this DaemonSet",
+				appsv1alpha1.AnnotationRolloutControl, ctl.StableRevision)}
+		}
+		rc.stable = ctl.StableRevision
+	}
+	return rc
+}
+
+// paused reports whether the DaemonSet's update holds: the spec says so
+// (a rollout's control replaces it), or the control cannot be used.
+func (rc rolloutControl) paused(ds *appsv1alpha1.DaemonSet) bool {
+	switch {
+	case rc.err != nil:
+		return true
+	case rc.ctl != nil:
+		return false
+	}
+	return rollingUpdate(ds).Paused
 }
 
 // rollingUpdate returns the rolling update settings with their defaults.
@@ -72,6 +120,11 @@ func (r *Reconciler) sync(ctx context.Context, ds *appsv1alpha1.DaemonSet, o *ob
 	}
 	t := revs.Templates
 	res.update, res.current, res.collisionCount = revs.Update(), revs.Current, revs.CollisionCount
+	res.control = readControl(ds, t)
+	if res.control.stable != "" {
+		// Nodes kept off the update revision get the rollout's stable one.
+		res.current, _ = t.Revision(res.control.stable)
+	}
 	if prev := ds.Status.UpdateRevision; prev != "" && prev != res.update.Name {
 		r.Recorder.Eventf(ds, nil, corev1.EventTypeNormal, "UpdateStarted", "Update", "updating from revision %s to %s", prev, res.update.Name)
 	}
@@ -83,9 +136,9 @@ func (r *Reconciler) sync(ctx context.Context, ds *appsv1alpha1.DaemonSet, o *ob
 		res.failureReason, res.failureMessage = "InvalidSelector", err.Error()
 		scope = labels.Nothing()
 	}
-	nodes, wait := r.views(ds, o, res.update.Name, scope)
+	nodes, wait := r.views(ds, o, res.update.Name, res.control.stable, scope)
 	res.nodes, res.requeueAfter = nodes, wait
-	in := r.planInput(ds, nodes, t, res.current)
+	in := r.planInput(ds, nodes, t, res.current, res.control)
 	if res.failureReason != "" {
 		in.updating = false
 	}
@@ -93,12 +146,13 @@ func (r *Reconciler) sync(ctx context.Context, ds *appsv1alpha1.DaemonSet, o *ob
 	res.requeueAfter = podcontrol.MinPositive(res.requeueAfter, wait)
 	res.expectedUpdated = expectedUpdated(in)
 	p := computePlan(in)
-	log.V(1).Info("plan", "cachedNodes", len(o.nodes), "nodes", len(nodes), "creates", len(p.creates), "deletes", len(p.deletes), "inPlace", len(p.inPlace))
+	log.V(1).Info("plan", "cachedNodes", len(o.nodes), "nodes", len(nodes), "creates", len(p.creates), "deletes", len(p.deletes),
+		"inPlace", len(p.inPlace), "returns", len(p.returns))
 
 	var errs []error
 	// Repairs go first: an in-place update planned below may take the
 	// same pod's gate down again.
-	if err := r.repairPods(ctx, ds, nodes); err != nil {
+	if err := r.repairPods(ctx, ds, nodes, p, res.control.stable); err != nil {
 		errs = append(errs, err)
 	}
 	if err := r.deletePods(ctx, ds, p.deletes); err != nil {
@@ -108,7 +162,7 @@ func (r *Reconciler) sync(ctx context.Context, ds *appsv1alpha1.DaemonSet, o *ob
 		res.failureReason, res.failureMessage = appsv1alpha1.ReasonCreateFailed, err.Error()
 		errs = append(errs, err)
 	}
-	after, err := r.updateInPlace(ctx, ds, nodes, p.inPlace, t)
+	after, err := r.updateInPlace(ctx, ds, nodes, p, t, res.control.stable)
 	res.requeueAfter = podcontrol.MinPositive(res.requeueAfter, after)
 	if err != nil {
 		errs = append(errs, err)
@@ -118,6 +172,9 @@ func (r *Reconciler) sync(ctx context.Context, ds *appsv1alpha1.DaemonSet, o *ob
 		for _, v := range slices.Concat(n.active, n.finished) {
 			used = append(used, v.revision)
 		}
+	}
+	if res.control.stable != "" {
+		used = append(used, res.control.stable) // the rollout may still send pods back to it
 	}
 	if err := r.Pods.PruneHistory(ctx, revs.History, revs.Live(used...), int(ptr.Deref(ds.Spec.RevisionHistoryLimit, 10))); err != nil {
 		errs = append(errs, err)
@@ -169,8 +226,8 @@ func placement(node *corev1.Node, spec *corev1.PodSpec) (fits, keep bool) {
 
 // views groups the pods by node and classifies them for the planner; it
 // returns the nodes sorted by name and the shortest wait until a ready pod
-// becomes available.
-func (r *Reconciler) views(ds *appsv1alpha1.DaemonSet, o *observed, update string, scope labels.Selector) ([]*nodeView, time.Duration) {
+// becomes available. stable is a rollout's stable revision ("" when none).
+func (r *Reconciler) views(ds *appsv1alpha1.DaemonSet, o *observed, update, stable string, scope labels.Selector) ([]*nodeView, time.Duration) {
 	byName := make(map[string]*nodeView, len(o.nodes))
 	for _, n := range o.nodes {
 		fits, keep := placement(n, &ds.Spec.Template.Spec)
@@ -189,7 +246,8 @@ func (r *Reconciler) views(ds *appsv1alpha1.DaemonSet, o *observed, update strin
 		}
 		v.inFlight = v.state != nil && v.state.Phase != inplace.PhaseDone
 		v.updating = v.inFlight && v.state.Revision == update
-		v.updated = v.revision == update || v.updating
+		v.returning = v.inFlight && stable != "" && v.state.Revision == stable
+		v.updated = (v.revision == update && !v.returning) || v.updating
 		v.ready = podstate.IsReady(p)
 		avail, w := podstate.Available(p, ds.Spec.MinReadySeconds, now)
 		if w > 0 && (wait == 0 || w < wait) {
@@ -220,7 +278,7 @@ func (r *Reconciler) views(ds *appsv1alpha1.DaemonSet, o *observed, update strin
 	return out, wait
 }
 
-func (r *Reconciler) planInput(ds *appsv1alpha1.DaemonSet, nodes []*nodeView, t *podcontrol.Templates, current *appsv1.ControllerRevision) planInput {
+func (r *Reconciler) planInput(ds *appsv1alpha1.DaemonSet, nodes []*nodeView, t *podcontrol.Templates, current *appsv1.ControllerRevision, rc rolloutControl) planInput {
 	var desired int32
 	for _, n := range nodes {
 		if n.exists && n.eligible {
@@ -233,16 +291,23 @@ func (r *Reconciler) planInput(ds *appsv1alpha1.DaemonSet, nodes []*nodeView, t 
 	if maxUnavailable == 0 && maxSurge == 0 {
 		maxUnavailable = 1 // a percentage of few nodes; the API refuses both 0
 	}
+	partition := min(scaled(ru.Partition, desired, 0), desired)
+	if rc.ctl != nil {
+		canary, _ := rc.ctl.Targets(desired, t.Update().Name)
+		partition = desired - min(canary, desired)
+	}
 	byPod := map[*corev1.Pod]*podView{}
 	return planInput{
 		nodes:          nodes,
-		updating:       !onDelete(ds) && !ru.Paused,
+		updating:       !onDelete(ds) && !rc.paused(ds),
 		onDelete:       onDelete(ds),
 		inPlaceType:    ru.Type == appsv1alpha1.InPlaceIfPossibleRollingUpdateType,
 		maxUnavailable: maxUnavailable,
 		maxSurge:       maxSurge,
-		partition:      min(scaled(ru.Partition, desired, 0), desired),
+		partition:      partition,
 		inPlace:        func(rev string) bool { return t.ChangeTo(rev).InPlace },
+		stable:         rc.stable,
+		inPlaceReturn:  func(rev string) bool { return t.Change(rev, rc.stable).InPlace },
 		haveCurrent:    current.Name != t.Update().Name,
 		sortForUpdate: func(views []*podView) []*podView {
 			pods := make([]*corev1.Pod, len(views))
@@ -274,7 +339,7 @@ func expectedUpdated(in planInput) int32 {
 			reachable++
 		}
 	}
-	if in.onDelete {
+	if in.onDelete && in.stable == "" {
 		return desired
 	}
 	return min(max(0, desired-in.partition), reachable)
@@ -384,9 +449,10 @@ func (r *Reconciler) forceDelete(ctx context.Context, key string, pod *corev1.Po
 	return nil
 }
 
-// updateInPlace starts the planned in-place updates and moves on those in
-// flight, honouring the inPlaceUpdate hook.
-func (r *Reconciler) updateInPlace(ctx context.Context, ds *appsv1alpha1.DaemonSet, nodes []*nodeView, planned []*podView, t *podcontrol.Templates) (time.Duration, error) {
+// updateInPlace starts the planned in-place updates (toward the update
+// revision, and back to the rollout's stable revision) and moves on those
+// in flight, honouring the inPlaceUpdate hook.
+func (r *Reconciler) updateInPlace(ctx context.Context, ds *appsv1alpha1.DaemonSet, nodes []*nodeView, p plan, t *podcontrol.Templates, stable string) (time.Duration, error) {
 	var hook *appsv1alpha1.LifecycleHook
 	if ds.Spec.Lifecycle != nil {
 		hook = ds.Spec.Lifecycle.InPlaceUpdate
@@ -395,32 +461,42 @@ func (r *Reconciler) updateInPlace(ctx context.Context, ds *appsv1alpha1.DaemonS
 	if ru := ds.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.InPlaceUpdate != nil {
 		grace = time.Duration(ru.InPlaceUpdate.GracePeriodSeconds) * time.Second
 	}
-	work := append([]*podView(nil), planned...)
+	w := podcontrol.NewInPlaceWork(t, grace, hook)
+	for _, v := range p.inPlace {
+		w.Plan(v.pod, v.state, v.revision)
+	}
+	for _, v := range p.returns {
+		w.PlanTo(v.pod, v.state, v.revision, stable)
+	}
 	for _, n := range nodes {
 		for _, v := range n.active {
-			if !slices.Contains(planned, v) && podcontrol.NeedsInPlaceWork(v.pod, v.updating, hook) {
-				work = append(work, v)
+			if v.returning {
+				w.ContinueTo(v.pod, v.state, v.revision, stable)
+			} else {
+				w.Continue(v.pod, v.state, v.revision, v.updating)
 			}
 		}
 	}
-	items := make([]podcontrol.InPlaceItem, len(work))
-	for i, v := range work {
-		items[i] = podcontrol.InPlaceItem{Pod: v.pod, State: v.state, Revision: t.Update().Name, Change: t.ChangeTo(v.revision), GracePeriod: grace}
-	}
-	started, wait, err := r.Pods.InPlaceAll(ctx, ownerKey(ds), items, hook)
-	if started > 0 {
-		ctrl.LoggerFrom(ctx).Info("started in-place updates", "count", started, "revision", t.Update().Name)
-	}
-	return wait, err
+	return r.Pods.UpdateInPlace(ctx, ownerKey(ds), w)
 }
 
 // repairPods fixes pods left half-way by an interrupted reconcile or a
-// changed spec (podcontrol.NeedsRepair).
-func (r *Reconciler) repairPods(ctx context.Context, ds *appsv1alpha1.DaemonSet, nodes []*nodeView) error {
+// changed spec (podcontrol.NeedsRepair). Under a rollout (stable set), a
+// pod on the stable revision held in PreparingUpdate for a move the plan
+// no longer wants is a stale hold too, and the pods the plan moves now
+// are left to their move.
+func (r *Reconciler) repairPods(ctx context.Context, ds *appsv1alpha1.DaemonSet, nodes []*nodeView, p plan, stable string) error {
+	moving := map[*podView]bool{}
+	if stable != "" {
+		for _, v := range slices.Concat(p.inPlace, p.returns) {
+			moving[v] = true
+		}
+	}
 	var broken []*corev1.Pod
 	for _, n := range nodes {
 		for _, v := range n.active {
-			if !v.updating && podcontrol.NeedsRepair(v.pod, v.updated, v.inFlight) {
+			settled := v.updated || (stable != "" && v.revision == stable)
+			if !v.updating && !v.returning && !moving[v] && podcontrol.NeedsRepair(v.pod, settled, v.inFlight) {
 				broken = append(broken, v.pod)
 			}
 		}

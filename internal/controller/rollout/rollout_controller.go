@@ -46,6 +46,8 @@ import (
 // +kubebuilder:rbac:groups=rollouts.drover.dev,resources=rollouts/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=apps.drover.dev,resources=clonesets,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=apps.drover.dev,resources=statefulsets,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=apps.drover.dev,resources=daemonsets,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes;grpcroutes,verbs=get;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -101,6 +103,8 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 		For(&rolloutsv1alpha1.Rollout{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&appsv1alpha1.CloneSet{}, handler.EnqueueRequestsFromMapFunc(r.forWorkload(appsv1alpha1.GroupVersion.String(), "CloneSet"))).
+		Watches(&appsv1alpha1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.forWorkload(appsv1alpha1.GroupVersion.String(), "StatefulSet"))).
+		Watches(&appsv1alpha1.DaemonSet{}, handler.EnqueueRequestsFromMapFunc(r.forWorkload(appsv1alpha1.GroupVersion.String(), "DaemonSet"))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, opts.MaxConcurrentReconciles)}).
 		Named("rollout").
 		Complete(r)

@@ -26,8 +26,12 @@ const (
 	simUpdate   = "new"      // the update revision
 	simInPlace  = "old"      // an old revision that can go in place
 	simRecreate = "old-noip" // an old revision that must be recreated
-	simSteps    = 5000
-	simSeeds    = 60
+	// simStray is a third revision under a rollout control (whose stable
+	// revision is simInPlace): it goes forward in place, but must be
+	// recreated to go back to stable.
+	simStray = "stray"
+	simSteps = 5000
+	simSeeds = 60
 )
 
 type simPod struct {
@@ -38,6 +42,8 @@ type simPod struct {
 	// inPlace: 0 none, 1 draining (old revision, gate down), 2 updating
 	// (new revision, containers restarting).
 	inPlace int
+	// to is the revision an in-place update goes to.
+	to string
 }
 
 func (p *simPod) available() bool { return p.ready && !p.terminating && p.inPlace == 0 }
@@ -52,6 +58,13 @@ type simConfig struct {
 	initial        []int32 // ordinals of the pods at start, all available
 	initialRev     string
 	togglePause    bool
+	// canaries, when set, drive the set through a rollout control whose
+	// stable revision is simInPlace: the canary count of each phase in
+	// turn (the next phase may start at any moment, mid-move); the last
+	// phase must converge. The set's ordinals are then canary+stable.
+	canaries []int32
+	// strays are ordinals that start on simStray under a rollout control.
+	strays []int32
 }
 
 func (c simConfig) String() string {
@@ -59,8 +72,12 @@ func (c simConfig) String() string {
 	if c.ordered {
 		mode = "OrderedReady"
 	}
-	return fmt.Sprintf("%s %s onDelete=%v ordinals=%v partition=%d maxUnavailable=%d initial=%v@%s pause=%v",
+	out := fmt.Sprintf("%s %s onDelete=%v ordinals=%v partition=%d maxUnavailable=%d initial=%v@%s pause=%v",
 		mode, c.policy, c.onDelete, c.ordinals, c.partition, c.maxUnavailable, c.initial, c.initialRev, c.togglePause)
+	if c.canaries != nil {
+		out += fmt.Sprintf(" canaries=%v strays=%v", c.canaries, c.strays)
+	}
+	return out
 }
 
 type simCluster struct {
@@ -70,6 +87,40 @@ type simCluster struct {
 	pods   map[int32]*simPod
 	paused bool
 	trace  *simtest.Trace // every step, the last 30 reported
+	// phase is the current index in cfg.canaries.
+	phase int
+}
+
+func (s *simCluster) controlled() bool { return s.cfg.canaries != nil }
+
+// partition is the spec's partition, or the rollout's stable count.
+func (s *simCluster) partition() int32 {
+	if s.controlled() {
+		return int32(len(s.cfg.ordinals)) - s.cfg.canaries[s.phase]
+	}
+	return s.cfg.partition
+}
+
+// target is the revision the pod at position pos must end on ("" when
+// any will do).
+func (s *simCluster) target(pos int) string {
+	switch {
+	case s.cfg.onDelete:
+		return ""
+	case int32(pos) >= s.partition():
+		return simUpdate
+	case s.controlled():
+		return simInPlace
+	}
+	return ""
+}
+
+// simChangeInPlace says which moves between revisions go in place.
+func (s *simCluster) simChangeInPlace(from, to string) bool {
+	if !s.controlled() {
+		return from == simInPlace && to == simUpdate
+	}
+	return from != simRecreate && to != simRecreate && !(from == simStray && to == simInPlace)
 }
 
 func (s *simCluster) fail(format string, args ...any) {
@@ -87,9 +138,15 @@ func (s *simCluster) state() string {
 	for _, o := range ords {
 		p := s.pods[o]
 		fmt.Fprintf(&b, "%d/%s%s ", o, p.rev, simtest.PodMark(p.terminating, p.inPlace == 1, p.inPlace == 2, p.ready))
+		if p.inPlace != 0 && p.to != simUpdate {
+			fmt.Fprintf(&b, "(to %s) ", p.to)
+		}
 	}
 	if s.paused {
 		b.WriteString("(paused)")
+	}
+	if s.controlled() {
+		fmt.Fprintf(&b, "(canary %d)", s.cfg.canaries[s.phase])
 	}
 	return b.String()
 }
@@ -113,12 +170,16 @@ func (s *simCluster) input() (planInput, map[*podView]*simPod) {
 	in := planInput{
 		ordered:        s.cfg.ordered,
 		ordinals:       s.cfg.ordinals,
-		partition:      s.cfg.partition,
+		partition:      s.partition(),
 		maxUnavailable: s.cfg.maxUnavailable,
 		onDelete:       s.cfg.onDelete,
 		paused:         s.paused,
 		policy:         s.cfg.policy,
-		inPlace:        func(rev string) bool { return rev == simInPlace },
+		inPlace:        func(rev string) bool { return s.simChangeInPlace(rev, simUpdate) },
+	}
+	if s.controlled() {
+		in.stable = simInPlace
+		in.inPlaceReturn = func(rev string) bool { return s.simChangeInPlace(rev, simInPlace) }
 	}
 	back := map[*podView]*simPod{}
 	for o, p := range s.pods {
@@ -142,7 +203,8 @@ func (s *simCluster) input() (planInput, map[*podView]*simPod) {
 			available:   p.available(),
 			terminating: p.terminating,
 			inFlight:    p.inPlace != 0,
-			updating:    p.inPlace != 0,
+			updating:    p.inPlace != 0 && p.to == simUpdate,
+			returning:   p.inPlace != 0 && p.to != simUpdate,
 		}
 		in.pods = append(in.pods, v)
 		back[v] = p
@@ -176,8 +238,11 @@ func (s *simCluster) reconcile() {
 		rev := simUpdate
 		if c.current {
 			rev = s.cfg.initialRev
+			if s.controlled() {
+				rev = simInPlace
+			}
 		}
-		if c.current == (s.cfg.onDelete || int32(pos) >= s.cfg.partition) {
+		if c.current == ((s.cfg.onDelete && !s.controlled()) || int32(pos) >= s.partition()) {
 			s.fail("ordinal %d at position %d created at the wrong revision (current=%v)", c.ordinal, pos, c.current)
 		}
 		s.pods[c.ordinal] = &simPod{ordinal: c.ordinal, rev: rev}
@@ -201,42 +266,64 @@ func (s *simCluster) reconcile() {
 					}
 				}
 			}
-		case deleteRecreate:
-			s.checkUpdate(sp, &busy)
+		case deleteRecreate, deleteReturn:
+			to := simUpdate
+			if d.reason == deleteReturn {
+				to = simInPlace
+			}
+			s.checkMove(sp, to, &busy)
 			if s.cfg.policy == appsv1alpha1.InPlaceOnlyStatefulSetPodUpdatePolicy {
 				s.fail("InPlaceOnly recreated ordinal %d", sp.ordinal)
+			}
+			if s.cfg.policy != appsv1alpha1.ReCreateStatefulSetPodUpdatePolicy && s.simChangeInPlace(sp.rev, to) {
+				s.fail("recreated ordinal %d although %s -> %s goes in place", sp.ordinal, sp.rev, to)
 			}
 		}
 		sp.terminating = true
 	}
 	for _, v := range p.inPlace {
 		sp := back[v]
-		s.checkUpdate(sp, &busy)
+		s.checkMove(sp, simUpdate, &busy)
 		if s.cfg.policy == appsv1alpha1.ReCreateStatefulSetPodUpdatePolicy {
 			s.fail("ReCreate updated ordinal %d in place", sp.ordinal)
 		}
-		sp.inPlace = 1
+		sp.inPlace, sp.to = 1, simUpdate
+	}
+	for _, v := range p.returns {
+		sp := back[v]
+		if !s.controlled() {
+			s.fail("ordinal %d moved back without a rollout", sp.ordinal)
+		}
+		s.checkMove(sp, simInPlace, &busy)
+		if s.cfg.policy == appsv1alpha1.ReCreateStatefulSetPodUpdatePolicy || !s.simChangeInPlace(sp.rev, simInPlace) {
+			s.fail("ordinal %d moved back in place from %s (policy %s)", sp.ordinal, sp.rev, s.cfg.policy)
+		}
+		sp.inPlace, sp.to = 1, simInPlace
 	}
 }
 
-// checkUpdate checks one update action against the strategy and the
-// unavailability budget.
-func (s *simCluster) checkUpdate(p *simPod, busy *int32) {
+// checkMove checks one update action (a move to revision to) against the
+// strategy and the unavailability budget.
+func (s *simCluster) checkMove(p *simPod, to string, busy *int32) {
 	s.t.Helper()
 	pos := s.position(p.ordinal)
 	switch {
 	case s.paused || s.cfg.onDelete:
 		s.fail("updated ordinal %d while paused or OnDelete", p.ordinal)
-	case pos < int(s.cfg.partition):
-		s.fail("updated ordinal %d at position %d below partition %d", p.ordinal, pos, s.cfg.partition)
-	case p.rev == simUpdate:
-		s.fail("updated ordinal %d, already on the update revision", p.ordinal)
+	case pos < 0:
+		s.fail("moved condemned ordinal %d", p.ordinal)
+	case s.target(pos) != to:
+		s.fail("moved ordinal %d at position %d to %s; partition %d wants %q", p.ordinal, pos, to, s.partition(), s.target(pos))
+	case p.rev == to:
+		s.fail("moved ordinal %d, already on %s", p.ordinal, to)
 	}
 	if s.cfg.ordered {
-		// Highest ordinal first: every higher position is updated.
-		for _, o := range s.cfg.ordinals[pos+1:] {
-			if q := s.pods[o]; q == nil || q.rev != simUpdate || !q.available() {
-				s.fail("OrderedReady updated ordinal %d before ordinal %d was updated and available", p.ordinal, o)
+		// Highest ordinal first: every higher position is where it
+		// should be, and available.
+		for i, o := range s.cfg.ordinals[pos+1:] {
+			want := s.target(pos + 1 + i)
+			if q := s.pods[o]; q == nil || (want != "" && q.rev != want) || !q.available() {
+				s.fail("OrderedReady moved ordinal %d before ordinal %d was on %s and available", p.ordinal, o, want)
 			}
 		}
 	}
@@ -256,7 +343,7 @@ func (s *simCluster) step() {
 		case p.terminating:
 			events = append(events, func() { delete(s.pods, o) })
 		case p.inPlace == 1:
-			events = append(events, func() { p.inPlace, p.rev = 2, simUpdate })
+			events = append(events, func() { p.inPlace, p.rev = 2, p.to })
 		case p.inPlace == 2:
 			events = append(events, func() { p.inPlace, p.ready = 0, true })
 		case !p.ready:
@@ -283,8 +370,7 @@ func (s *simCluster) settled(blocked bool) bool {
 		if p == nil || !p.available() {
 			return false
 		}
-		wantUpdate := !s.cfg.onDelete && !blocked && int32(i) >= s.cfg.partition
-		if wantUpdate && p.rev != simUpdate {
+		if want := s.target(i); !blocked && want != "" && p.rev != want {
 			return false
 		}
 	}
@@ -296,8 +382,11 @@ func (s *simCluster) settled(blocked bool) bool {
 func (s *simCluster) checkStatus(blocked bool) {
 	s.t.Helper()
 	in, back := s.input()
-	res := syncResult{views: in.pods, ordinals: s.cfg.ordinals, partition: s.cfg.partition,
+	res := syncResult{views: in.pods, ordinals: s.cfg.ordinals, partition: s.partition(),
 		current: &appsv1.ControllerRevision{ObjectMeta: metav1.ObjectMeta{Name: s.cfg.initialRev}}}
+	if s.controlled() {
+		res.shape.stable = simInPlace
+	}
 	t := count(res, s.cfg.onDelete)
 	var live, updated, available int32
 	for _, v := range in.pods {
@@ -327,6 +416,9 @@ func runSim(t *testing.T, cfg simConfig, seed uint64) {
 	for _, o := range cfg.initial {
 		s.pods[o] = &simPod{ordinal: o, rev: cfg.initialRev, ready: true}
 	}
+	for _, o := range cfg.strays {
+		s.pods[o].rev = simStray
+	}
 	blocked := cfg.policy == appsv1alpha1.InPlaceOnlyStatefulSetPodUpdatePolicy && cfg.initialRev == simRecreate
 	steady := slices.Equal(cfg.initial, cfg.ordinals)
 	// A pausing run toggles the pause for a random number of steps, then
@@ -339,12 +431,18 @@ func runSim(t *testing.T, cfg simConfig, seed uint64) {
 		if i == resumeAt {
 			s.cfg.togglePause, s.paused = false, false
 		}
+		// The rollout moves to its next phase once the set settles, or
+		// at any moment.
+		if s.controlled() && s.phase < len(cfg.canaries)-1 && (s.settled(false) || s.rng.IntN(40) == 0) {
+			s.phase++
+			s.trace.Logf("control: canary %d", cfg.canaries[s.phase])
+		}
 		s.step()
 		s.checkStatus(blocked)
 		if steady && s.unavailable() > cfg.maxUnavailable {
 			s.fail("%d positions unavailable, maxUnavailable %d", s.unavailable(), cfg.maxUnavailable)
 		}
-		if i >= resumeAt && s.settled(blocked) {
+		if i >= resumeAt && s.settled(blocked) && (!s.controlled() || s.phase == len(cfg.canaries)-1) {
 			in, _ := s.input()
 			p := computePlan(in)
 			if len(p.creates)+len(p.deletes)+len(p.inPlace) > 0 {
@@ -391,6 +489,52 @@ func TestPlanSimulation(t *testing.T) {
 					onDelete := update
 					onDelete.onDelete = true
 					configs = append(configs, update, partitioned, pausing, scaleUp, scaleDown, reserve, onDelete)
+				}
+			}
+		}
+	}
+	for _, cfg := range configs {
+		t.Run(cfg.String(), func(t *testing.T) {
+			for seed := uint64(0); seed < simSeeds; seed++ {
+				runSim(t, cfg, seed)
+			}
+		})
+	}
+}
+
+// TestPlanSimulationRolloutControl drives sets through rollout controls:
+// canary steps up, a smaller canary, then an abort (every pod back to
+// stable) or a full promotion, with phases changing mid-move. Every move
+// is checked against the unavailability budget and the OrderedReady
+// order; the last phase must converge.
+func TestPlanSimulationRolloutControl(t *testing.T) {
+	const (
+		recreate = appsv1alpha1.ReCreateStatefulSetPodUpdatePolicy
+		ifPos    = appsv1alpha1.InPlaceIfPossibleStatefulSetPodUpdatePolicy
+		only     = appsv1alpha1.InPlaceOnlyStatefulSetPodUpdatePolicy
+	)
+	var configs []simConfig
+	for _, ordered := range []bool{true, false} {
+		for _, policy := range []appsv1alpha1.StatefulSetPodUpdatePolicy{recreate, ifPos, only} {
+			maxU := []int32{1}
+			if !ordered {
+				maxU = []int32{1, 2, 5}
+			}
+			for _, mu := range maxU {
+				base := simConfig{ordered: ordered, policy: policy, maxUnavailable: mu, initialRev: simInPlace,
+					ordinals: seq(0, 4), initial: seq(0, 4)}
+				abort := base
+				abort.canaries = []int32{1, 3, 2, 0}
+				promote := base
+				promote.canaries = []int32{2, 1, 4, 5}
+				configs = append(configs, abort, promote)
+				if policy != only {
+					// A third revision (an earlier canary) below and above
+					// the partition; InPlaceOnly could not send it back.
+					strays := abort
+					strays.strays = []int32{1, 4}
+					strays.canaries = []int32{2, 0}
+					configs = append(configs, strays)
 				}
 			}
 		}

@@ -21,7 +21,9 @@ type tally struct {
 	// pod is left.
 	scaled bool
 	// updated: every pod at a position >= partition is updated and
-	// available, and no in-place update is in flight (always with OnDelete).
+	// available, under a rollout every pod below it runs the stable
+	// revision, and no in-place update is in flight (always with
+	// OnDelete).
 	updated  bool
 	inFlight int32
 }
@@ -54,6 +56,9 @@ func count(res syncResult, onDelete bool) tally {
 		if int32(i) >= res.partition && !v.updated && !onDelete {
 			t.updated = false
 		}
+		if int32(i) < res.partition && res.shape.stable != "" && v.revision != res.shape.stable && !onDelete {
+			t.updated = false
+		}
 	}
 	t.updated = t.updated || onDelete
 	return t
@@ -66,7 +71,7 @@ func (r *Reconciler) updateStatus(ctx context.Context, set *appsv1alpha1.Statefu
 		return 0, nil // revisions could not be synced; nothing to report on
 	}
 	now := r.Clock.Now()
-	replicas := ptr.Deref(set.Spec.Replicas, 1)
+	replicas := res.shape.replicas
 	s := resolve(set, replicas)
 	t := count(res, s.onDelete)
 	st := t.status
@@ -89,8 +94,8 @@ func (r *Reconciler) updateStatus(ctx context.Context, set *appsv1alpha1.Statefu
 	}
 	p := workloadstatus.Progress{
 		Generation: set.Generation,
-		Done:       t.scaled && t.updated && res.failure == nil,
-		Paused:     s.paused,
+		Done:       t.scaled && t.updated && res.failure == nil && res.shape.controlErr == nil,
+		Paused:     res.shape.paused,
 		Progressed: old.ObservedGeneration != set.Generation || old.Replicas != st.Replicas ||
 			old.ReadyReplicas != st.ReadyReplicas || old.AvailableReplicas != st.AvailableReplicas ||
 			old.UpdatedReplicas != st.UpdatedReplicas || old.UpdatedAvailableReplicas != st.UpdatedAvailableReplicas,
@@ -108,6 +113,9 @@ func (r *Reconciler) updateStatus(ctx context.Context, set *appsv1alpha1.Statefu
 	}
 	if res.failure != nil {
 		p.FailureReason, p.FailureMessage = res.failureReason, res.failure.Error()
+	}
+	if err := res.shape.controlErr; err != nil {
+		p.FailureReason, p.FailureMessage = appsv1alpha1.ReasonInvalidRolloutControl, err.Error()
 	}
 	wait := workloadstatus.SetConditions(&st.Conditions, p)
 

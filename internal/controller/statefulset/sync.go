@@ -3,6 +3,7 @@ package statefulset
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,9 @@ type syncResult struct {
 	// ordinals are the set's ordinals (positions), partition resolved.
 	ordinals  []int32
 	partition int32
+	// shape is what the reconcile aimed at (the spec, or a rollout's
+	// control).
+	shape shape
 	// blocker names the field that keeps an InPlaceOnly update from
 	// proceeding ("" when not blocked).
 	blocker string
@@ -99,6 +103,49 @@ func resolve(set *appsv1alpha1.StatefulSet, replicas int32) resolved {
 	return s
 }
 
+// shape is the pods a reconcile aims at: the spec's replicas, partition
+// and pause, or, when a Rollout drives the set, the counts of its control
+// annotation (appsv1alpha1.RolloutControl): replicas = canary + stable,
+// the canary at the highest positions (partition = the stable count),
+// never paused.
+type shape struct {
+	replicas, partition int32
+	paused              bool
+	// stable is the rollout's stable revision when it differs from the
+	// update revision: pods below the partition run it.
+	stable string
+	// controlErr is an unusable control annotation: the set holds its
+	// update (paused) with the spec's shape until it is fixed.
+	controlErr error
+}
+
+// desiredShape resolves the spec (s) or the rollout control against the
+// update revision; t says which revisions exist.
+func desiredShape(set *appsv1alpha1.StatefulSet, s resolved, t *podcontrol.Templates) shape {
+	replicas := ptr.Deref(set.Spec.Replicas, 1)
+	sh := shape{replicas: replicas, partition: s.partition, paused: s.paused}
+	ctl, ok, err := appsv1alpha1.ParseRolloutControl(set.Annotations)
+	switch {
+	case !ok:
+		return sh
+	case err == nil && ctl.StableRevision != t.Update().Name:
+		if _, known := t.Revision(ctl.StableRevision); !known {
+			err = fmt.Errorf("annotation %s: stableRevision %s is not a revision of this StatefulSet",
+				appsv1alpha1.AnnotationRolloutControl, ctl.StableRevision)
+		}
+	}
+	if err != nil {
+		sh.paused, sh.controlErr = true, err
+		return sh
+	}
+	updated, stable := ctl.Targets(replicas, t.Update().Name)
+	sh = shape{replicas: updated + stable, partition: stable}
+	if ctl.StableRevision != t.Update().Name {
+		sh.stable = ctl.StableRevision
+	}
+	return sh
+}
+
 func (r *Reconciler) sync(ctx context.Context, set *appsv1alpha1.StatefulSet, o *observed) (syncResult, error) {
 	log := ctrl.LoggerFrom(ctx)
 	var res syncResult
@@ -113,8 +160,17 @@ func (r *Reconciler) sync(ctx context.Context, set *appsv1alpha1.StatefulSet, o 
 		r.Recorder.Eventf(set, nil, corev1.EventTypeNormal, "UpdateStarted", "Update", "updating from revision %s to %s", prev, res.update.Name)
 	}
 
-	replicas := ptr.Deref(set.Spec.Replicas, 1)
-	s := resolve(set, replicas)
+	s := resolve(set, ptr.Deref(set.Spec.Replicas, 1))
+	sh := desiredShape(set, s, t)
+	res.shape = sh
+	replicas := sh.replicas
+	if replicas != ptr.Deref(set.Spec.Replicas, 1) {
+		s = resolve(set, replicas) // maxUnavailable as a share of the pods wanted
+	}
+	if sh.stable != "" {
+		// Pods created below the partition get the rollout's stable revision.
+		res.current, _ = t.Revision(sh.stable)
+	}
 	reserved, err := parseReserved(set.Spec.ReserveOrdinals)
 	if err != nil {
 		// The CRD refuses such a spec; one that slipped in stalls the set.
@@ -125,18 +181,20 @@ func (r *Reconciler) sync(ctx context.Context, set *appsv1alpha1.StatefulSet, o 
 	if set.Spec.Ordinals != nil {
 		start = set.Spec.Ordinals.Start
 	}
-	res.ordinals, res.partition = reserved.ordinals(start, replicas), s.partition
-	res.views, res.requeueAfter = r.views(set, o, res.update.Name, s.minReady)
+	res.ordinals, res.partition = reserved.ordinals(start, replicas), sh.partition
+	res.views, res.requeueAfter = r.views(set, o, res.update.Name, sh.stable, s.minReady)
 
 	in := planInput{
 		ordered:        s.ordered,
 		ordinals:       res.ordinals,
-		partition:      s.partition,
+		partition:      sh.partition,
 		maxUnavailable: s.maxUnavailable,
 		onDelete:       s.onDelete,
-		paused:         s.paused,
+		paused:         sh.paused,
 		policy:         s.policy,
 		inPlace:        func(rev string) bool { return t.ChangeTo(rev).InPlace },
+		stable:         sh.stable,
+		inPlaceReturn:  func(rev string) bool { return t.Change(rev, sh.stable).InPlace },
 		pods:           res.views,
 	}
 	if s.priority != nil {
@@ -144,7 +202,14 @@ func (r *Reconciler) sync(ctx context.Context, set *appsv1alpha1.StatefulSet, o 
 	}
 	p := computePlan(in)
 	res.waitingFor = p.waitingFor
-	if p.blocked {
+	switch {
+	case p.blocked && sh.stable != "":
+		c := t.ChangeTo(p.blockedBy.revision)
+		if p.blockedBack {
+			c = t.Change(p.blockedBy.revision, sh.stable)
+		}
+		res.blocker = c.Blocker
+	case p.blocked:
 		for _, v := range res.views {
 			if c := t.ChangeTo(v.revision); !v.updated && !c.InPlace {
 				res.blocker = c.Blocker
@@ -153,7 +218,7 @@ func (r *Reconciler) sync(ctx context.Context, set *appsv1alpha1.StatefulSet, o 
 		}
 	}
 	log.V(1).Info("plan", "replicas", replicas, "pods", len(o.members), "creates", len(p.creates), "deletes", len(p.deletes),
-		"inPlace", len(p.inPlace), "blocked", p.blocked, "waitingFor", p.waitingFor)
+		"inPlace", len(p.inPlace), "returns", len(p.returns), "blocked", p.blocked, "waitingFor", p.waitingFor)
 
 	wanted := make(map[int32]bool, len(res.ordinals))
 	for _, ord := range res.ordinals {
@@ -162,7 +227,7 @@ func (r *Reconciler) sync(ctx context.Context, set *appsv1alpha1.StatefulSet, o 
 	var errs []error
 	// Repairs go first: an in-place update planned below may take the same
 	// pod's gate down again.
-	if err := r.repair(ctx, set, res.views); err != nil {
+	if err := r.repair(ctx, set, res.views, in.settled()); err != nil {
 		errs = append(errs, err)
 	}
 	// Claims get their owner references before any pod goes, so that the
@@ -178,14 +243,17 @@ func (r *Reconciler) sync(ctx context.Context, set *appsv1alpha1.StatefulSet, o 
 		errs = append(errs, err)
 	}
 	res.requeueAfter = podcontrol.MinPositive(res.requeueAfter, wait)
-	wait, err = r.updateInPlace(ctx, set, res.views, p.inPlace, t, s.grace)
+	wait, err = r.updateInPlace(ctx, set, res.views, p, t, sh.stable, s.grace)
 	res.requeueAfter = podcontrol.MinPositive(res.requeueAfter, wait)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	inUse := make([]string, len(res.views))
+	inUse := make([]string, len(res.views), len(res.views)+1)
 	for i, v := range res.views {
 		inUse[i] = v.revision
+	}
+	if sh.stable != "" {
+		inUse = append(inUse, sh.stable) // the rollout may still send pods back to it
 	}
 	if err := r.Pods.PruneHistory(ctx, revs.History, revs.Live(inUse...), int(ptr.Deref(set.Spec.RevisionHistoryLimit, 10))); err != nil {
 		errs = append(errs, err)
@@ -194,8 +262,9 @@ func (r *Reconciler) sync(ctx context.Context, set *appsv1alpha1.StatefulSet, o 
 }
 
 // views classifies the set's member pods for the planner and returns the
-// shortest wait until a ready pod becomes available.
-func (r *Reconciler) views(set *appsv1alpha1.StatefulSet, o *observed, update string, minReady int32) ([]*podView, time.Duration) {
+// shortest wait until a ready pod becomes available. stable is a rollout's
+// stable revision ("" when none).
+func (r *Reconciler) views(set *appsv1alpha1.StatefulSet, o *observed, update, stable string, minReady int32) ([]*podView, time.Duration) {
 	now := r.Clock.Now()
 	ordinals := make([]int32, 0, len(o.members))
 	for ord := range o.members {
@@ -223,6 +292,7 @@ func (r *Reconciler) views(set *appsv1alpha1.StatefulSet, o *observed, update st
 		v.updated = v.revision == update
 		v.inFlight = st.OK && st.State.Phase != inplace.PhaseDone
 		v.updating = v.inFlight && st.State.Revision == update
+		v.returning = v.inFlight && stable != "" && st.State.Revision == stable
 		ready, w := podstate.Available(pod, minReady, now)
 		wait = podcontrol.MinPositive(wait, w)
 		v.available = ready && !v.inFlight && podstate.ContainersReady(pod) && inplace.GateStatus(pod) != corev1.ConditionFalse
@@ -231,6 +301,11 @@ func (r *Reconciler) views(set *appsv1alpha1.StatefulSet, o *observed, update st
 			v.deleting = true
 		case appsv1alpha1.LifecycleStatePreparingUpdate:
 			v.preparing = !v.updated && !v.updating
+			if stable != "" {
+				// Held for a move either way; the plan reads which from
+				// the pod's position.
+				v.preparing = !v.updating && !v.returning
+			}
 		}
 		out[i] = v
 	}
@@ -305,39 +380,45 @@ func (r *Reconciler) deletePods(ctx context.Context, set *appsv1alpha1.StatefulS
 	return err
 }
 
-// updateInPlace starts the planned in-place updates and moves on those in
-// flight, behind the inPlaceUpdate hook.
-func (r *Reconciler) updateInPlace(ctx context.Context, set *appsv1alpha1.StatefulSet, views, planned []*podView,
-	t *podcontrol.Templates, grace time.Duration) (time.Duration, error) {
+// updateInPlace starts the planned in-place updates (toward the update
+// revision, and back to the rollout's stable revision) and moves on those
+// in flight, behind the inPlaceUpdate hook.
+func (r *Reconciler) updateInPlace(ctx context.Context, set *appsv1alpha1.StatefulSet, views []*podView, p plan,
+	t *podcontrol.Templates, stable string, grace time.Duration) (time.Duration, error) {
 	var hook *appsv1alpha1.LifecycleHook
 	if set.Spec.Lifecycle != nil {
 		hook = set.Spec.Lifecycle.InPlaceUpdate
 	}
-	work := slices.Clone(planned)
+	w := podcontrol.NewInPlaceWork(t, grace, hook)
+	for _, v := range p.inPlace {
+		w.Plan(v.pod, v.inPlaceState(), v.revision)
+	}
+	for _, v := range p.returns {
+		w.PlanTo(v.pod, v.inPlaceState(), v.revision, stable)
+	}
 	for _, v := range views {
-		if !slices.Contains(planned, v) && podcontrol.NeedsInPlaceWork(v.pod, v.updating, hook) {
-			work = append(work, v)
+		if v.returning {
+			w.ContinueTo(v.pod, v.inPlaceState(), v.revision, stable)
+		} else {
+			w.Continue(v.pod, v.inPlaceState(), v.revision, v.updating)
 		}
 	}
-	items := make([]podcontrol.InPlaceItem, len(work))
-	for i, v := range work {
-		items[i] = podcontrol.InPlaceItem{Pod: v.pod, Revision: t.Update().Name, Change: t.ChangeTo(v.revision), GracePeriod: grace}
-		if v.hasState {
-			items[i].State = &v.state
-		}
+	return r.Pods.UpdateInPlace(ctx, ownerKey(set), w)
+}
+
+func (v *podView) inPlaceState() *inplace.State {
+	if !v.hasState {
+		return nil
 	}
-	started, wait, err := r.Pods.InPlaceAll(ctx, ownerKey(set), items, hook)
-	if started > 0 {
-		ctrl.LoggerFrom(ctx).Info("started in-place updates", "count", started, "revision", t.Update().Name)
-	}
-	return wait, err
+	return &v.state
 }
 
 // repair fixes pods left half-way by an interrupted reconcile (podcontrol).
-func (r *Reconciler) repair(ctx context.Context, set *appsv1alpha1.StatefulSet, views []*podView) error {
+// settled says whether a pod runs the revision it should (planInput.settled).
+func (r *Reconciler) repair(ctx context.Context, set *appsv1alpha1.StatefulSet, views []*podView, settled func(*podView) bool) error {
 	var broken []*corev1.Pod
 	for _, v := range views {
-		if !v.updating && podcontrol.NeedsRepair(v.pod, v.updated, v.inFlight) {
+		if !v.updating && !v.returning && podcontrol.NeedsRepair(v.pod, settled(v), v.inFlight) {
 			broken = append(broken, v.pod)
 		}
 	}
