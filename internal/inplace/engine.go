@@ -289,16 +289,28 @@ func restarted(pod *corev1.Pod, state State) bool {
 	return true
 }
 
+// marks records, for every container whose image changes, what it runs
+// now, so that restarted can tell when it runs the new image. A container
+// that already runs its new image (a pod sent back and forth before the
+// kubelet acted on the first change) gets no mark: there is no restart to
+// wait for.
 func marks(pod *corev1.Pod, images map[string]string) map[string]ContainerMark {
 	out := make(map[string]ContainerMark, len(images))
 	all := append(append([]corev1.ContainerStatus(nil), pod.Status.ContainerStatuses...), pod.Status.InitContainerStatuses...)
+	running := map[string]bool{}
 	for _, s := range all {
-		if _, ok := images[s.Name]; ok {
-			out[s.Name] = ContainerMark{ImageID: s.ImageID, RestartCount: s.RestartCount}
+		img, ok := images[s.Name]
+		if !ok {
+			continue
 		}
+		if s.Image == img && s.State.Running != nil && s.Ready {
+			running[s.Name] = true
+			continue
+		}
+		out[s.Name] = ContainerMark{ImageID: s.ImageID, RestartCount: s.RestartCount}
 	}
 	for name := range images {
-		if _, ok := out[name]; !ok {
+		if _, ok := out[name]; !ok && !running[name] {
 			out[name] = ContainerMark{}
 		}
 	}

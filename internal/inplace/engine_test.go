@@ -261,3 +261,34 @@ func TestNoDrainLeavesGateOpen(t *testing.T) {
 		t.Fatalf("state %+v gate %s", s, inplace.GateStatus(pod))
 	}
 }
+
+// TestUpdateToTheImageAlreadyRunning: a pod sent back and forth before the
+// kubelet acted (its spec went to app:1 while app:2 still runs) is updated
+// to app:2 again: no restart will come, and none is waited for.
+func TestUpdateToTheImageAlreadyRunning(t *testing.T) {
+	ctx := context.Background()
+	clk := clocktesting.NewFakePassiveClock(time.Now())
+	engine := &inplace.Engine{Client: k8s, Clock: clk}
+	from, to := template("app:1", "100m"), template("app:2", "100m")
+	pod := runningPod(t, "already-running", from)
+	pod.Status.ContainerStatuses[0].Image, pod.Status.ContainerStatuses[0].ImageID = "app:2", "id-app:2"
+	if err := k8s.Status().Update(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	req := inplace.Request{Pod: get(t, pod), Revision: "web-new", Change: inplace.Diff(from, to)}
+	for i := 0; i < 4; i++ {
+		res, err := engine.Update(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Done {
+			pod = get(t, pod)
+			if pod.Spec.Containers[0].Image != "app:2" || inplace.GateStatus(pod) != corev1.ConditionTrue {
+				t.Fatalf("done but spec %s gate %s", pod.Spec.Containers[0].Image, inplace.GateStatus(pod))
+			}
+			return
+		}
+		req.Pod = get(t, pod)
+	}
+	t.Fatal("the update waits for a restart that will not come")
+}

@@ -523,6 +523,11 @@ type RolloutStatus struct {
 	DesiredWeight int32 `json:"desiredWeight"`
 	// +optional
 	VerifiedWeight *int32 `json:"verifiedWeight,omitempty"`
+	// weightVerifiedAt is when the router first reported verifiedWeight.
+	// Pods leave a side whose weight went down only a moment after that
+	// (data planes apply an accepted route asynchronously).
+	// +optional
+	WeightVerifiedAt *metav1.Time `json:"weightVerifiedAt,omitempty"`
 
 	// replicas is the workload's desired replicas; canaryReplicas and
 	// stableReplicas the pods the current step runs of each revision, and

@@ -372,6 +372,10 @@ func (in *RolloutStatus) DeepCopyInto(out *RolloutStatus) {
 		*out = new(int32)
 		**out = **in
 	}
+	if in.WeightVerifiedAt != nil {
+		in, out := &in.WeightVerifiedAt, &out.WeightVerifiedAt
+		*out = (*in).DeepCopy()
+	}
 	if in.PauseConditions != nil {
 		in, out := &in.PauseConditions, &out.PauseConditions
 		*out = make([]PauseCondition, len(*in))

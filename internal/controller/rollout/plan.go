@@ -11,6 +11,7 @@ import (
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
+	"github.com/drover-dev/drover/internal/podcontrol"
 	"github.com/drover-dev/drover/internal/target"
 	"github.com/drover-dev/drover/internal/traffic"
 )
@@ -172,7 +173,8 @@ func (d *decision) steady(in planInput) decision {
 	st.CanaryReplicas, st.StableReplicas = 0, w.Replicas
 	d.stableSelects, d.canarySelects = st.StableRevision, st.StableRevision
 	c := w.Counts
-	d.done = c.Replicas == w.Replicas && c.Updated == w.Replicas && c.UpdatedReady == w.Replicas
+	d.done = c.Replicas == w.Replicas && c.Updated == w.Replicas && c.UpdatedReady == w.Replicas &&
+		(!in.routed || (in.observedWeight == 0 && in.weightVerified))
 	d.activity = rolloutsv1alpha1.ReasonHealthy
 	d.message = fmt.Sprintf("revision %s: %d/%d pods ready", st.StableRevision, c.UpdatedReady, w.Replicas)
 	if !d.done {
@@ -341,7 +343,7 @@ func promotionShape(in planInput) shape {
 	if !in.routed || n <= 1 {
 		return shape{canary: n, weight: 100}
 	}
-	if in.observedWeight == 100 && in.weightVerified {
+	if ok, _ := in.weightSettled(100); ok {
 		return shape{canary: n, weight: 100}
 	}
 	sh := shape{canary: n - 1, stable: 1, weight: in.observedWeight}
@@ -443,6 +445,27 @@ func headerMatches(ms []rolloutsv1alpha1.RouteMatch) []traffic.HeaderMatch {
 	return out
 }
 
+// trafficSettle is how long a verified weight must have held before pods
+// leave the side that lost traffic: gateways report a route accepted
+// before their data plane routes by it (Traefik throttles configuration
+// changes by 2 s by default).
+const trafficSettle = 3 * time.Second
+
+// weightSettled reports whether the router has carried weight w, verified,
+// for trafficSettle; wait is the time left otherwise (0 when it is not
+// even verified yet: the next observation decides).
+func (in planInput) weightSettled(w int32) (ok bool, wait time.Duration) {
+	st := in.status
+	if !in.weightVerified || in.observedWeight != w {
+		return false, 0
+	}
+	if st.VerifiedWeight == nil || *st.VerifiedWeight != w || st.WeightVerifiedAt == nil {
+		return false, trafficSettle // verified just now: this reconcile records it
+	}
+	left := st.WeightVerifiedAt.Add(trafficSettle).Sub(in.now)
+	return left <= 0, max(0, left)
+}
+
 // percentOf is p% of n, rounded up.
 func percentOf(n, p int32) int32 {
 	return int32((int64(n)*int64(p) + 99) / 100)
@@ -472,9 +495,10 @@ func (d *decision) shapeTo(in planInput, sh shape) {
 		switch {
 		case weight > cur && (c.Updated < canary || c.UpdatedReady < canary):
 			weight = cur
-		case weight < cur || (weight == cur && !in.weightVerified):
-			if !(cur == weight && in.weightVerified) {
+		case weight < cur || (weight == cur && !in.weightVerified) || c.Updated > canary:
+			if ok, wait := in.weightSettled(weight); !ok {
 				canary = max(canary, min(c.Updated, in.workload.Replicas))
+				d.requeueAfter = podcontrol.MinPositive(d.requeueAfter, wait)
 			}
 		}
 	}
@@ -495,9 +519,12 @@ func (d *decision) shapeTo(in planInput, sh shape) {
 	}
 	switch {
 	case in.routed && in.weightVerified:
+		if in.status.VerifiedWeight == nil || *in.status.VerifiedWeight != in.observedWeight || in.status.WeightVerifiedAt == nil {
+			st.WeightVerifiedAt = &metav1.Time{Time: in.now}
+		}
 		st.VerifiedWeight = ptr.To(in.observedWeight)
 	case in.routed:
-		st.VerifiedWeight = nil
+		st.VerifiedWeight, st.WeightVerifiedAt = nil, nil
 	case c.Ready > 0:
 		st.VerifiedWeight = ptr.To(st.CanaryReadyReplicas * 100 / c.Ready)
 	default:

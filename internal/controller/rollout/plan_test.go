@@ -508,3 +508,28 @@ func TestBlueGreenPreviewReplicaCount(t *testing.T) {
 		t.Fatalf("switched with %d new pods, want the full 4", r.sim.canary)
 	}
 }
+
+// TestPodsLeaveOnlyAfterTrafficSettled: after an abort the canary's pods
+// stay until the router has carried weight 0, verified, for trafficSettle.
+func TestPodsLeaveOnlyAfterTrafficSettled(t *testing.T) {
+	r := &run{t: t, spec: canarySpec(weightStep(50), pauseStep(0)), sim: newSim(4), now: t0, routed: true}
+	r.step("")
+	r.sim.update = revCanary
+	r.until(40, "pause", func(d decision) bool { return d.paused })
+	r.step(rolloutsv1alpha1.ActionAbort)
+	for i := 0; i < 20; i++ {
+		d := r.step("")
+		if d.control.CanaryReplicas < 2 {
+			at := d.status.WeightVerifiedAt
+			if at == nil || *d.status.VerifiedWeight != 0 || r.now.Add(-time.Second).Sub(at.Time) < trafficSettle {
+				t.Fatalf("canary pods released at %s, weight verified 0 at %v", r.now.Add(-time.Second), at)
+			}
+			return
+		}
+		verified := d.status.VerifiedWeight != nil && *d.status.VerifiedWeight == 0
+		if verified && (d.requeueAfter <= 0 || d.requeueAfter > trafficSettle) {
+			t.Fatalf("holding the canary's pods without a requeue within the settle time: %s", d.requeueAfter)
+		}
+	}
+	t.Fatal("the canary's pods were never released")
+}

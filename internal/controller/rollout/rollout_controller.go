@@ -70,7 +70,8 @@ type RouterFactory func(ro *rolloutsv1alpha1.Rollout, svcs traffic.Services) ([]
 // Reconciler reconciles Rollouts.
 type Reconciler struct {
 	Client client.Client
-	// APIReader reads Services (not cached by the manager).
+	// APIReader reads Rollouts (fresh, see Reconcile) and Services (not
+	// cached by the manager).
 	APIReader client.Reader
 	Clock     clock.PassiveClock
 	Recorder  events.EventRecorder
@@ -131,8 +132,12 @@ func (r *Reconciler) forWorkload(apiVersion, kind string) handler.MapFunc {
 
 // Reconcile moves one Rollout's release a step further.
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	// The Rollout is read from the API, not the cache: a reconcile acts on
+	// the router and the workload before it records status, and a cache
+	// still showing the previous status (or a handled action) would make
+	// it repeat a step.
 	var ro rolloutsv1alpha1.Rollout
-	if err := r.Client.Get(ctx, req.NamespacedName, &ro); err != nil {
+	if err := r.APIReader.Get(ctx, req.NamespacedName, &ro); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	if ro.DeletionTimestamp != nil {
@@ -271,7 +276,7 @@ func (r *Reconciler) routers(ro *rolloutsv1alpha1.Rollout, svcs traffic.Services
 // meanwhile (optimistic lock: the next reconcile handles that one).
 func (r *Reconciler) clearAction(ctx context.Context, ro *rolloutsv1alpha1.Rollout) error {
 	var cur rolloutsv1alpha1.Rollout
-	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(ro), &cur); err != nil {
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(ro), &cur); err != nil {
 		return client.IgnoreNotFound(err)
 	}
 	if cur.Annotations[rolloutsv1alpha1.AnnotationAction] != ro.Annotations[rolloutsv1alpha1.AnnotationAction] {
@@ -295,7 +300,8 @@ func (r *Reconciler) finalize(ctx context.Context, ro *rolloutsv1alpha1.Rollout)
 	svcs := serviceNames(ro)
 	if routers, err := r.routers(ro, svcs); err == nil {
 		for _, rt := range routers {
-			if err := rt.Apply(ctx, traffic.State{}); err != nil {
+			// A route deleted first (a namespace going away) needs nothing.
+			if err := rt.Apply(ctx, traffic.State{}); err != nil && !apierrors.IsNotFound(err) {
 				return fmt.Errorf("router %s: sending traffic back to stable: %w", rt.Name(), err)
 			}
 		}
