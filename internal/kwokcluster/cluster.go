@@ -3,8 +3,9 @@
 // (kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kwok).
 //
 // Every port is chosen free at run time, the API server's service range and
-// the nodes' pod CIDRs are loopback ranges (so pod and Service IPs can be
-// served on this machine), and pods behave according to the kwok Stage
+// the nodes' pod CIDRs are loopback ranges of the cluster's own (so pod and
+// Service IPs can be served on this machine, by one process per address
+// even with several clusters running: network.go), and pods behave according to the kwok Stage
 // documents embedded from config/kwok unless Options.Stages replaces them.
 // Stop deletes the cluster and makes sure no process it started is left.
 package kwokcluster
@@ -38,14 +39,10 @@ import (
 )
 
 const (
-	// ServiceCIDR is the API server's service-cluster-ip-range: loopback, so
-	// a process on this machine can listen on a Service's ClusterIP.
-	ServiceCIDR = "127.3.0.0/16"
-	// PodCIDRBase is the pod CIDR of the first node; node N gets 127.1.N.0/24.
-	PodCIDRBase = "127.1.0.0/24"
 	// NodeIPBase is the InternalIP of the first node; node N gets 127.2.0.(1+N).
 	NodeIPBase = "127.2.0.1"
-	// MaxNodes is the largest node count whose pod CIDRs stay inside 127.1.0.0/16.
+	// MaxNodes is the largest node count whose pod CIDRs stay inside the
+	// cluster's 127.<n>.0.0/16 (see network.go).
 	MaxNodes = 256
 
 	nodeNamePrefix = "node"
@@ -96,6 +93,7 @@ type Cluster struct {
 	stopErr       error
 	scaleMu       sync.Mutex
 	warmed        map[string]bool // nodes whose pod IP pool exists (guarded by scaleMu)
+	net           network
 	componentPort map[string]int
 }
 
@@ -154,6 +152,9 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	if err := os.MkdirAll(c.kwokWorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("kwokcluster: %w", err)
+	}
+	if c.net, err = reserveNetwork(); err != nil {
+		return nil, err
 	}
 
 	if err := c.start(ctx, opts); err != nil {
@@ -247,7 +248,7 @@ componentsPatches:
 `, c.componentPort["kube-apiserver"], c.componentPort["etcd"], c.componentPort["etcd-peer"],
 		c.componentPort["kwok-controller"], c.componentPort["kube-controller-manager"], c.componentPort["kube-scheduler"],
 		bin("kube-apiserver"), bin("kube-controller-manager"), bin("kube-scheduler"), bin("etcd"), bin("kwok"),
-		ServiceCIDR)
+		c.net.ServiceCIDR())
 	// One kubelet per node works on its pods concurrently; kwok's default of 4
 	// workers for the whole cluster would make the simulated kubelets, not the
 	// code under test, the bottleneck of any test with many pods.
@@ -271,6 +272,15 @@ options:
 
 // Name is the cluster name.
 func (c *Cluster) Name() string { return c.name }
+
+// PodCIDRBase is the pod CIDR of the cluster's first node (127.<n>.0.0/24;
+// node N gets 127.<n>.N.0/24), ServiceCIDR its Service range
+// (127.<m>.0.0/16): loopback ranges no other cluster on the machine uses
+// while this one runs.
+func (c *Cluster) PodCIDRBase() string { return c.net.PodCIDRBase() }
+
+// ServiceCIDR is the cluster's Service range (see PodCIDRBase).
+func (c *Cluster) ServiceCIDR() string { return c.net.ServiceCIDR() }
 
 // KubeconfigPath is the path of an admin kubeconfig for the cluster.
 func (c *Cluster) KubeconfigPath() string { return c.kubeconfig }
@@ -299,7 +309,7 @@ func (c *Cluster) ScaleNodes(ctx context.Context, n int) error {
 	c.scaleMu.Lock()
 	defer c.scaleMu.Unlock()
 	args := []string{"scale", "node", nodeNamePrefix, "--replicas", strconv.Itoa(n),
-		"--param", fmt.Sprintf(".podCIDRs=[%q]", PodCIDRBase),
+		"--param", fmt.Sprintf(".podCIDRs=[%q]", c.net.PodCIDRBase()),
 		"--param", fmt.Sprintf(".nodeIPs=[%q]", NodeIPBase),
 	}
 	if c.capacityPods > 0 {
@@ -421,6 +431,7 @@ func (c *Cluster) stop(ctx context.Context) error {
 	if err := os.RemoveAll(dir); err != nil {
 		errs = append(errs, fmt.Errorf("kwokcluster: remove %s: %w", dir, err))
 	}
+	c.net.release()
 	return errors.Join(errs...)
 }
 

@@ -106,17 +106,22 @@ func TestStartStopLeavesNothing(t *testing.T) {
 	if len(nodes.Items) != 3 {
 		t.Fatalf("got %d nodes, want 3", len(nodes.Items))
 	}
+	podPrefix := strings.TrimSuffix(c.PodCIDRBase(), "0.0/24")
 	for _, n := range nodes.Items {
-		if !strings.HasPrefix(n.Spec.PodCIDR, "127.1.") {
-			t.Errorf("node %s has pod CIDR %q, want 127.1.N.0/24", n.Name, n.Spec.PodCIDR)
+		if !strings.HasPrefix(n.Spec.PodCIDR, podPrefix) {
+			t.Errorf("node %s has pod CIDR %q, want %sN.0/24", n.Name, n.Spec.PodCIDR, podPrefix)
 		}
+	}
+	if clusters[0].PodCIDRBase() == clusters[1].PodCIDRBase() || clusters[0].ServiceCIDR() == clusters[1].ServiceCIDR() {
+		t.Errorf("two running clusters share loopback ranges: %s %s / %s %s", clusters[0].PodCIDRBase(), clusters[0].ServiceCIDR(),
+			clusters[1].PodCIDRBase(), clusters[1].ServiceCIDR())
 	}
 	svc, err := cs.CoreV1().Services(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(svc.Spec.ClusterIP, "127.3.") {
-		t.Errorf("kubernetes service ClusterIP %s is not in %s", svc.Spec.ClusterIP, ServiceCIDR)
+	if !strings.HasPrefix(svc.Spec.ClusterIP, strings.TrimSuffix(c.ServiceCIDR(), "0.0/16")) {
+		t.Errorf("kubernetes service ClusterIP %s is not in %s", svc.Spec.ClusterIP, c.ServiceCIDR())
 	}
 
 	for _, c := range clusters {

@@ -187,7 +187,7 @@ func TestDemoApp(t *testing.T) {
 		ips[p.Status.PodIP] = p.Name
 	}
 	create(t, svc)
-	if !strings.HasPrefix(svc.Spec.ClusterIP, "127.3.") {
+	if !strings.HasPrefix(svc.Spec.ClusterIP, strings.TrimSuffix(framework.Cluster().ServiceCIDR(), "0.0/16")) {
 		t.Fatalf("ClusterIP %q is not in the loopback service range", svc.Spec.ClusterIP)
 	}
 	podURL := func(p *corev1.Pod, path string) string {

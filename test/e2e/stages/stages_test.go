@@ -145,8 +145,8 @@ func TestPodBecomesRunningAndReady(t *testing.T) {
 	create(t, pod)
 	p := waitPod(t, pod, "Running and Ready", runningReady)
 
-	if !strings.HasPrefix(p.Status.PodIP, "127.1.") {
-		t.Errorf("pod IP %q is not in a node's loopback pod CIDR 127.1.N.0/24", p.Status.PodIP)
+	if prefix := strings.TrimSuffix(framework.Cluster().PodCIDRBase(), "0.0/24"); !strings.HasPrefix(p.Status.PodIP, prefix) {
+		t.Errorf("pod IP %q is not in a node's loopback pod CIDR %sN.0/24", p.Status.PodIP, prefix)
 	}
 	if len(p.Status.PodIPs) != 1 || p.Status.PodIPs[0].IP != p.Status.PodIP {
 		t.Errorf("podIPs %v do not match podIP %s", p.Status.PodIPs, p.Status.PodIP)
