@@ -7,5 +7,12 @@ import _ "embed"
 //go:embed cloneset.yaml
 var cloneSet []byte
 
+//go:embed rollout.yaml
+var rollout []byte
+
 // CloneSet returns examples/cloneset.yaml.
 func CloneSet() []byte { return append([]byte(nil), cloneSet...) }
+
+// Rollout returns examples/rollout.yaml: the CloneSet web, its HTTPRoute
+// and the canary Rollout web.
+func Rollout() []byte { return append([]byte(nil), rollout...) }

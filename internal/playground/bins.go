@@ -16,15 +16,22 @@ const module = "github.com/drover-dev/drover"
 // BinDirEnv names the environment variable that points at the binaries.
 const BinDirEnv = "DROVER_BIN_DIR"
 
-// Binaries are the executables the playground needs.
-func Binaries() []string {
+// Binaries are the executables the playground runs: the control plane and
+// kwok, which it cannot do without, and Traefik, the Gateway API
+// implementation of the canary demo (step 6), without which the playground
+// runs all the same, minus the canary demo.
+func Binaries() []string { return append(requiredBinaries(), canaryBinaries()...) }
+
+func requiredBinaries() []string {
 	return []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok", "kwokctl"}
 }
 
-// missing lists the binaries absent from dir.
-func missing(dir string) []string {
+func canaryBinaries() []string { return []string{"traefik"} }
+
+// missing lists the binaries of names absent from dir.
+func missing(dir string, names []string) []string {
 	var out []string
-	for _, b := range Binaries() {
+	for _, b := range names {
 		if fi, err := os.Stat(filepath.Join(dir, b)); err != nil || fi.IsDir() {
 			out = append(out, b)
 		}
@@ -36,7 +43,10 @@ func missing(dir string) []string {
 // else $DROVER_BIN_DIR, else bin/ of the checkout around the working
 // directory, the executable's directory, bin/ of the checkout around the
 // executable. When none is complete and a checkout is known, it runs the
-// checkout's hack/build-tools.sh (unless NoBuild).
+// checkout's hack/build-tools.sh (unless NoBuild). A directory that lacks
+// only Traefik is good enough when nothing can build it (NoBuild, an
+// explicit directory, no checkout, a failed build): the playground then
+// runs without its canary demo.
 func findBinDir(ctx context.Context, o Options, p *printer) (string, error) {
 	explicit, source := o.BinDir, "--bin-dir"
 	if explicit == "" {
@@ -47,7 +57,7 @@ func findBinDir(ctx context.Context, o Options, p *printer) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("playground: %s: %w", source, err)
 		}
-		if m := missing(dir); len(m) > 0 {
+		if m := missing(dir, requiredBinaries()); len(m) > 0 {
 			return "", fmt.Errorf("playground: %s missing in %s (from %s); run `make tools` in a Drover checkout and point %s at its bin/",
 				strings.Join(m, ", "), dir, source, source)
 		}
@@ -72,9 +82,14 @@ func findBinDir(ctx context.Context, o Options, p *printer) (string, error) {
 			candidates = append(candidates, filepath.Join(root, "bin"))
 		}
 	}
+	// withoutCanary is the first directory with everything but Traefik.
+	withoutCanary := ""
 	for _, c := range candidates {
-		if len(missing(c)) == 0 {
+		if len(missing(c, Binaries())) == 0 {
 			return c, nil
+		}
+		if withoutCanary == "" && len(missing(c, requiredBinaries())) == 0 {
+			withoutCanary = c
 		}
 	}
 
@@ -85,24 +100,36 @@ func findBinDir(ctx context.Context, o Options, p *printer) (string, error) {
 		}
 		bin := filepath.Join(root, "bin")
 		if o.NoBuild {
-			return "", fmt.Errorf("playground: %s missing in %s; run `make tools` (or drop --no-build)", strings.Join(missing(bin), ", "), bin)
+			if withoutCanary != "" {
+				return withoutCanary, nil
+			}
+			return "", fmt.Errorf("playground: %s missing in %s; run `make tools` (or drop --no-build)",
+				strings.Join(missing(bin, requiredBinaries()), ", "), bin)
 		}
 		p.printf("building what is missing (%s) with %s; the first build takes several minutes ...\n",
-			strings.Join(missing(bin), ", "), script)
+			strings.Join(missing(bin, Binaries()), ", "), script)
 		cmd := exec.CommandContext(ctx, script)
 		cmd.Dir = root
 		cmd.Stdout, cmd.Stderr = p.w, p.w
 		if err := cmd.Run(); err != nil {
+			if ctx.Err() == nil && len(missing(bin, requiredBinaries())) == 0 {
+				// What failed is Traefik's build: the canary demo is off.
+				p.printf("%s failed (%v); carrying on without %s\n", script, err, strings.Join(missing(bin, Binaries()), ", "))
+				return bin, nil
+			}
 			return "", fmt.Errorf("playground: %s failed: %w", script, err)
 		}
-		if m := missing(bin); len(m) > 0 {
+		if m := missing(bin, requiredBinaries()); len(m) > 0 {
 			return "", fmt.Errorf("playground: %s still missing in %s after %s", strings.Join(m, ", "), bin, script)
 		}
 		return bin, nil
 	}
+	if withoutCanary != "" {
+		return withoutCanary, nil
+	}
 	return "", fmt.Errorf("playground: the control plane binaries (%s) were not found (looked in %s); "+
 		"run `make tools` in a Drover checkout and run the playground from there, or pass --bin-dir / set $%s",
-		strings.Join(Binaries(), ", "), strings.Join(candidates, ", "), BinDirEnv)
+		strings.Join(requiredBinaries(), ", "), strings.Join(candidates, ", "), BinDirEnv)
 }
 
 // repoRoot returns the directory at or above dir whose go.mod declares

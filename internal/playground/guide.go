@@ -38,13 +38,47 @@ func printGuide(p *printer, o Options, env Env, nodes int, took time.Duration) {
 	w("  kubectl apply -f examples/sidecarset.yaml\n")
 	w("  kubectl patch cloneset %s --type json -p '%s'\n", DemoName, addLogVolume)
 	w("  kubectl get sidecarset\n\n")
+	canaryGuide(w, cli, env.GatewayURL)
 	w("Manager log: %s\n", env.ManagerLog)
+	traefik := ""
+	if env.GatewayURL != "" {
+		traefik = "Traefik, "
+	}
 	if o.KeepOnExit {
-		w("Press Ctrl-C to stop the manager; the cluster is kept (--keep).\n")
+		w("Press Ctrl-C to stop %sthe manager; the cluster is kept (--keep).\n", strings.ToLower(traefik))
 	} else {
-		w("Press Ctrl-C to stop: the manager, the cluster and %s are removed.\n", env.Dir)
+		w("Press Ctrl-C to stop: %sthe manager, the cluster and %s are removed.\n", traefik, env.Dir)
 	}
 	p.printf("%s", b.String())
+}
+
+// canaryGuide is the guide's section on the canary demo.
+func canaryGuide(w func(string, ...any), cli, url string) {
+	if url == "" {
+		w("The canary demo (examples/rollout.yaml behind Traefik) is off: see step 6 above.\n\n")
+		return
+	}
+	w("Canary release with real traffic (examples/rollout.yaml): CloneSet %s runs 10 pods of demo:v1;\n", CanaryName)
+	w("each answers HTTP with its name and version. Traefik serves the Gateway %s at %s\n", GatewayName, url)
+	w("and routes it, through the HTTPRoute %s, to the Services of the Rollout %s. See the split:\n\n", CanaryName, CanaryName)
+	w("  curl -s %s; echo\n", url)
+	w("  %s\n\n", SplitCommand(url))
+	w("Release v2 (the HTTPRoute's weights are the Rollout's job), and watch it:\n\n")
+	w("  %s set image cloneset/%s app=demo:v2\n", cli, CanaryName)
+	w("  %s get rollout %s -w\n\n", cli, CanaryName)
+	w("What to expect:\n")
+	w("  - 1 of the 10 pods is updated in place to v2 (same pod, same IP, the container restarts)\n")
+	w("    and gets 10%% of the requests, for 30s (step pause: {duration: 30s});\n")
+	w("  - then 5 pods and 50%% of the requests, until you promote: %s promote %s\n", cli, CanaryName)
+	w("  - then every pod moves to v2 in place and v2 gets 100%%; the Rollout is Healthy again.\n")
+	w("  - %s abort %s at any point sends every request, then every pod, back to v1;\n", cli, CanaryName)
+	w("    the Rollout stays Degraded until %s retry %s or another image.\n\n", cli, CanaryName)
+}
+
+// SplitCommand is the guide's shell one-liner that sends 200 requests to
+// url and counts the versions that answered.
+func SplitCommand(url string) string {
+	return fmt.Sprintf(`for i in $(seq 200); do curl -s %s; echo; done | grep -o '"version":"[^"]*"' | sort | uniq -c`, url)
 }
 
 // AddLogVolumePatch is the guide's JSON patch (for tests).

@@ -1,7 +1,9 @@
 // Package playground runs `drover playground`: a local control plane with
-// simulated (kwok) nodes, Drover's CRDs, the Drover manager in process and
-// the demo CloneSet from examples/cloneset.yaml, until its context ends.
-// Then it removes everything it started.
+// simulated (kwok) nodes, Drover's CRDs, the Drover manager in process, the
+// demo CloneSet from examples/cloneset.yaml and the canary demo of
+// examples/rollout.yaml (a Rollout whose traffic an out-of-cluster Traefik
+// splits between pods that an in-process demo app answers for), until its
+// context ends. Then it removes everything it started.
 package playground
 
 import (
@@ -27,6 +29,7 @@ import (
 	"github.com/drover-dev/drover/internal/freeport"
 	"github.com/drover-dev/drover/internal/kwokcluster"
 	"github.com/drover-dev/drover/internal/manager"
+	"github.com/drover-dev/drover/internal/traefik"
 )
 
 const (
@@ -45,7 +48,8 @@ const (
 // Options configure Run.
 type Options struct {
 	// BinDir holds kube-apiserver, kube-controller-manager, kube-scheduler,
-	// etcd, kwok and kwokctl. "" looks in $DROVER_BIN_DIR, then in the
+	// etcd, kwok, kwokctl and traefik (without traefik the playground runs
+	// without its canary demo). "" looks in $DROVER_BIN_DIR, then in the
 	// repository's bin/ (found from the working directory or from the
 	// running executable) and the running executable's directory.
 	BinDir string
@@ -66,11 +70,12 @@ type Options struct {
 	// CLI is how the guide spells the drover CLI ("kubectl drover",
 	// "bin/drover", ...); "" means "kubectl drover".
 	CLI string
-	// ReadyTimeout bounds the wait for the demo CloneSet to be Ready; 0
-	// means 5 minutes.
+	// ReadyTimeout bounds the wait for the demo CloneSet to be Ready, and
+	// that for the canary demo's Rollout to be Healthy; 0 means 5 minutes.
 	ReadyTimeout time.Duration
-	// Ready, when set, is called once the demo CloneSet is Ready and the
-	// guide is printed.
+	// Ready, when set, is called once the demo CloneSet is Ready, the
+	// canary demo's Rollout Healthy (or the canary demo skipped) and the
+	// guide printed.
 	Ready func(Env)
 	// Reaper, when set, is the command (argv) of a watchdog that cleans up
 	// if this process dies without doing so (SIGKILL, crash): Run appends
@@ -89,8 +94,14 @@ type Env struct {
 	// Dir is the playground's directory: the cluster's files and the logs.
 	// It is removed on exit unless Options.KeepOnExit.
 	Dir string
-	// ManagerLog is the file the in-process manager logs to.
+	// ManagerLog is the file the in-process manager (and the demo app
+	// server) logs to.
 	ManagerLog string
+	// GatewayURL is the URL of the Gateway GatewayName that Traefik serves
+	// (http://127.0.0.1:PORT), in front of the canary demo's HTTPRoute; ""
+	// when the canary demo is off (Traefik or the Gateway API CRDs could
+	// not be set up).
+	GatewayURL string
 }
 
 // Run starts the playground and blocks until ctx ends (SIGINT/SIGTERM in
@@ -135,6 +146,14 @@ type session struct {
 	mgrCancel context.CancelFunc
 	mgrDone   chan error
 	ready     bool
+
+	// The canary demo (canary.go).
+	prepCancel context.CancelFunc
+	prepDone   chan gatewayPrep
+	traefik    *traefik.Traefik
+	traefikLog *logFile
+	demoCancel context.CancelFunc
+	demoDone   chan error
 }
 
 func (s *session) run(ctx context.Context) (err error) {
@@ -149,7 +168,7 @@ func (s *session) run(ctx context.Context) (err error) {
 		}
 		return err
 	}
-	p.printf("[1/5] control plane binaries: %s\n", s.binDir)
+	p.printf("[1/6] control plane binaries: %s\n", s.binDir)
 
 	dir, err := os.MkdirTemp(o.WorkDir, "drover-playground-")
 	if err != nil {
@@ -179,13 +198,16 @@ func (s *session) run(ctx context.Context) (err error) {
 	if s.kwokLog, err = openLog(filepath.Join(dir, "kwokctl.log")); err != nil {
 		return err
 	}
+	if s.traefikLog, err = openLog(filepath.Join(dir, "traefik.log")); err != nil {
+		return err
+	}
 	// controller-runtime and client-go log through process-wide loggers;
 	// the first logger set wins, which is this one in the drover CLI.
 	logger := zap.New(zap.WriteTo(s.logs))
 	ctrl.SetLogger(logger)
 	klog.SetLogger(logger)
 
-	p.printf("[2/5] starting kwok cluster %s with %d simulated nodes ... ", o.Name, o.Nodes)
+	p.printf("[2/6] starting kwok cluster %s with %d simulated nodes ... ", o.Name, o.Nodes)
 	t := time.Now()
 	s.cluster, err = kwokcluster.Start(ctx, kwokcluster.Options{
 		Name: o.Name, BinDir: s.binDir, WorkDir: dir, Nodes: o.Nodes, Log: s.kwokLog,
@@ -206,7 +228,7 @@ func (s *session) run(ctx context.Context) (err error) {
 		return err
 	}
 
-	p.printf("[3/5] installing Drover CRDs ... ")
+	p.printf("[3/6] installing Drover CRDs ... ")
 	t = time.Now()
 	n, err := installCRDs(ctx, c)
 	if err != nil {
@@ -214,8 +236,12 @@ func (s *session) run(ctx context.Context) (err error) {
 		return err
 	}
 	p.printf("%d established (%s)\n", n, since(t))
+	// The canary demo's Gateway API CRDs, Traefik and Gateway are set up
+	// while steps 4 and 5 run (not during step 3: the API server is slow
+	// to establish CRDs while it processes others); step 6 waits for them.
+	s.startGatewayPrep(ctx, c)
 
-	p.printf("[4/5] starting the Drover manager in this process ... ")
+	p.printf("[4/6] starting the Drover manager in this process ... ")
 	mo := manager.Defaults()
 	ports, err := freeport.Loopback(3)
 	if err != nil {
@@ -242,7 +268,7 @@ func (s *session) run(ctx context.Context) (err error) {
 	go func() { s.mgrDone <- mgr.Start(mgrCtx) }()
 	p.printf("metrics on %s, probes on %s\n", mo.MetricsAddr, mo.ProbeAddr)
 
-	p.printf("[5/5] deploying CloneSet %s/%s ... ", DemoNamespace, DemoName)
+	p.printf("[5/6] deploying CloneSet %s/%s ... ", DemoNamespace, DemoName)
 	t = time.Now()
 	if err := applyDemo(ctx, c); err != nil {
 		p.printf("failed\n")
@@ -254,6 +280,23 @@ func (s *session) run(ctx context.Context) (err error) {
 		return fmt.Errorf("%w (manager log: %s)", err, s.env.ManagerLog)
 	}
 	p.printf("%d/%d pods ready (%s)\n", replicas, replicas, since(t))
+
+	p.printf("[6/6] canary demo: Traefik, Gateway %s/%s, Rollout %s/%s (examples/rollout.yaml) ... ",
+		CanaryNamespace, GatewayName, CanaryNamespace, CanaryName)
+	t = time.Now()
+	url, canaryPods, err := s.startCanary(ctx, cfg, c, logger)
+	var skipped errCanarySkipped
+	switch {
+	case err == nil:
+		s.env.GatewayURL = url
+		p.printf("gateway %s, Rollout Healthy, %d/%d pods ready (%s)\n", url, canaryPods, canaryPods, since(t))
+	case errors.As(err, &skipped) && ctx.Err() == nil:
+		logger.Error(err, "canary demo skipped")
+		p.printf("skipped, the rest of the playground works: %s\n", firstLine(err))
+	default:
+		p.printf("failed\n")
+		return err
+	}
 
 	s.ready = true
 	printGuide(p, o, s.env, o.Nodes, since(start))
@@ -271,12 +314,13 @@ func (s *session) run(ctx context.Context) (err error) {
 	}
 }
 
-// cleanup stops what run started, in reverse order: the manager, then the
-// cluster (unless kept), then the directory; and checks that no process of
-// the cluster is left.
+// cleanup stops what run started, in reverse order: Traefik and the demo
+// app server, the manager, then the cluster (unless kept), then the
+// directory; and checks that no process of the cluster (or Traefik) is
+// left.
 func (s *session) cleanup() error {
 	p, env := s.p, s.env
-	var errs []error
+	errs := s.stopCanary()
 	if s.mgrCancel != nil {
 		s.mgrCancel()
 		select {
@@ -290,7 +334,7 @@ func (s *session) cleanup() error {
 		}
 	}
 	closeLogs := func() {
-		for _, l := range []*logFile{s.logs, s.kwokLog} {
+		for _, l := range []*logFile{s.logs, s.kwokLog, s.traefikLog} {
 			if l != nil {
 				l.Close()
 			}

@@ -57,13 +57,16 @@ func binDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(root, "bin")
-	if _, err := os.Stat(filepath.Join(bin, "kwokctl")); err != nil {
-		// CI builds the tools first: a missing binary there is a failure,
-		// not a reason to skip.
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s missing: run `make tools`", filepath.Join(bin, "kwokctl"))
+	// kwokctl for the cluster, traefik for the canary demo.
+	for _, name := range []string{"kwokctl", "traefik"} {
+		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
+			// CI builds the tools first: a missing binary there is a
+			// failure, not a reason to skip.
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s missing: run `make tools`", filepath.Join(bin, name))
+			}
+			t.Skipf("%s missing: run `make tools`", filepath.Join(bin, name))
 		}
-		t.Skipf("%s missing: run `make tools`", filepath.Join(bin, "kwokctl"))
 	}
 	return bin
 }
@@ -100,8 +103,10 @@ func pods(ctx context.Context, c client.Client) ([]podView, error) {
 }
 
 // TestPlayground runs the playground as `drover playground` does, updates
-// the demo CloneSet in place with the CLI's `set image`, then stops it and
-// checks that nothing is left behind.
+// the demo CloneSet in place with the CLI's `set image`, releases v2 of the
+// canary demo through its Rollout with traffic through the gateway, then
+// stops it and checks that nothing (neither the cluster nor Traefik) is
+// left behind.
 func TestPlayground(t *testing.T) {
 	bin := binDir(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -266,6 +271,9 @@ func TestPlayground(t *testing.T) {
 	}
 	t.Logf("drover get cloneset web-frontend:\n%s", view.String())
 
+	// The guide's canary story, with real traffic through Traefik.
+	canaryRelease(ctx, t, c, env, guide)
+
 	// The guide's SidecarSet story: the playground's manager serves the
 	// injection webhook, so a recreated pod gets the example's sidecar.
 	sidecarInjected(ctx, t, c, env.ManagerLog)
@@ -277,6 +285,15 @@ func TestPlayground(t *testing.T) {
 	t.Logf("stopped in %s", time.Since(stopStart).Round(100*time.Millisecond))
 	if pids := pgrep(t, env.ClusterName); len(pids) > 0 {
 		t.Errorf("processes of cluster %s left: %v", env.ClusterName, pids)
+	}
+	// Traefik's command line names its work dir, under env.Dir.
+	if pids := pgrep(t, env.Dir); len(pids) > 0 {
+		t.Errorf("processes of playground %s (Traefik?) left: %v", env.Dir, pids)
+	}
+	for _, want := range []string{"Traefik stopped", "demo app server stopped"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
 	}
 	if _, err := os.Stat(env.Dir); !os.IsNotExist(err) {
 		t.Errorf("playground directory %s not removed: %v", env.Dir, err)
@@ -355,7 +372,9 @@ func pgrep(t *testing.T, s string) []string {
 // TestPlaygroundProcessCleanup runs the real `drover playground` binary
 // twice: once stopped with SIGINT after its output pipe was closed (it
 // must neither die of SIGPIPE nor leave anything behind), once killed with
-// SIGKILL (its reaper must remove the cluster).
+// SIGKILL (its reaper must remove the cluster and stop Traefik). The
+// SIGINT run's binary directory lacks traefik: the playground then runs
+// without its canary demo and says so.
 func TestPlaygroundProcessCleanup(t *testing.T) {
 	bin := binDir(t)
 	goTool, err := exec.LookPath("go")
@@ -367,10 +386,22 @@ func TestPlaygroundProcessCleanup(t *testing.T) {
 		t.Fatalf("building drover: %v\n%s", err, out)
 	}
 
+	// The control plane without traefik.
+	noTraefik := t.TempDir()
+	for _, name := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok", "kwokctl"} {
+		if err := os.Symlink(filepath.Join(bin, name), filepath.Join(noTraefik, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
 			work := t.TempDir()
-			cmd := exec.Command(drover, "playground", "--bin-dir", bin, "--work-dir", work, "--no-build", "--nodes", "2")
+			binDir := bin
+			if sig == syscall.SIGINT {
+				binDir = noTraefik
+			}
+			cmd := exec.Command(drover, "playground", "--bin-dir", binDir, "--work-dir", work, "--no-build", "--nodes", "2")
 			stdout, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)
@@ -415,6 +446,23 @@ func TestPlaygroundProcessCleanup(t *testing.T) {
 			if name == "" || len(pgrep(t, name)) == 0 {
 				t.Fatalf("cluster %q not found running:\n%s", name, seen.String())
 			}
+			// Traefik's command line names its access log, under work.
+			traefikRunning := len(pgrep(t, work+"/.*/traefik-access.log")) > 0
+			if sig == syscall.SIGINT {
+				for _, want := range []string{
+					"skipped, the rest of the playground works: traefik missing in " + noTraefik,
+					"The canary demo (examples/rollout.yaml behind Traefik) is off",
+				} {
+					if !strings.Contains(seen.String(), want) {
+						t.Errorf("output lacks %q:\n%s", want, seen.String())
+					}
+				}
+				if traefikRunning {
+					t.Errorf("Traefik runs without bin/traefik?")
+				}
+			} else if !traefikRunning || !strings.Contains(seen.String(), "Canary release with real traffic") {
+				t.Fatalf("canary demo not running (Traefik running: %v):\n%s", traefikRunning, seen.String())
+			}
 
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
@@ -425,7 +473,9 @@ func TestPlaygroundProcessCleanup(t *testing.T) {
 			}
 			deadline := time.Now().Add(time.Minute)
 			for {
-				pids := pgrep(t, name)
+				// The cluster's processes, and Traefik (its command line
+				// names its work dir, under work).
+				pids := append(pgrep(t, name), pgrep(t, work)...)
 				entries, _ := os.ReadDir(work)
 				if len(pids) == 0 && len(entries) == 0 {
 					break
