@@ -3,6 +3,7 @@ package workloadstatus
 import (
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/drover-dev/drover/internal/inplace"
 	"github.com/drover-dev/drover/internal/podstate"
 )
 
@@ -29,7 +30,11 @@ func (c *Counts) Add(pod *corev1.Pod, available, updated, inFlight bool) bool {
 		return false
 	}
 	c.Replicas++
-	ready := podstate.IsReady(pod)
+	// A pod with an in-place update in flight, or its InPlaceUpdateReady
+	// gate closed, is leaving the endpoints: the kubelet turns its Ready
+	// condition False a moment later. Counting it ready until then would
+	// let a Rollout send traffic to a canary about to restart.
+	ready := podstate.IsReady(pod) && !inFlight && inplace.GateStatus(pod) != corev1.ConditionFalse
 	if ready {
 		c.Ready++
 	}
