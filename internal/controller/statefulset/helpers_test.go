@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sort"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -19,7 +18,6 @@ import (
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/controller/statefulset"
-	"github.com/drover-dev/drover/internal/podstate"
 	"github.com/drover-dev/drover/internal/testenv"
 )
 
@@ -150,50 +148,10 @@ func namesAre(t *testing.T, set *appsv1alpha1.StatefulSet, want ...string) func(
 	}
 }
 
-// kubelet runs the namespace's pods until the test ends: a pod is marked
-// Running and its containers run their spec images; it is Ready when its
-// readiness gates are True.
+// kubelet runs the namespace's pods until the test ends (testenv.Kubelet).
 func kubelet(t *testing.T, ns string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done })
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			var list corev1.PodList
-			if err := k8s.List(ctx, &list, client.InNamespace(ns)); err == nil {
-				for i := range list.Items {
-					if p := &list.Items[i]; p.DeletionTimestamp == nil && !running(p) {
-						_ = testenv.RunPod(ctx, k8s, p) // a conflict is retried next round
-					}
-				}
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}()
-}
-
-// running reports whether the pod already looks as RunPod would leave it.
-func running(p *corev1.Pod) bool {
-	if p.Status.Phase != corev1.PodRunning || len(p.Status.ContainerStatuses) != len(p.Spec.Containers) {
-		return false
-	}
-	for i, c := range p.Spec.Containers {
-		if p.Status.ContainerStatuses[i].Image != c.Image {
-			return false
-		}
-	}
-	gatesTrue := true
-	for _, g := range p.Spec.ReadinessGates {
-		if c := podstate.Condition(p, g.ConditionType); c == nil || c.Status != corev1.ConditionTrue {
-			gatesTrue = false
-		}
-	}
-	return podstate.IsReady(p) == gatesTrue
+	testenv.Kubelet(t, k8s, ns)
 }
 
 func waitReady(t *testing.T, set *appsv1alpha1.StatefulSet) *appsv1alpha1.StatefulSet {
