@@ -18,12 +18,15 @@ func newPlaygroundCommand(env *cmdEnv) *cobra.Command {
 	o := playground.Options{Nodes: playground.DefaultNodes}
 	cmd := &cobra.Command{
 		Use:   "playground",
-		Short: "Run a local simulated cluster with Drover and a demo CloneSet",
+		Short: "Run a local simulated cluster with Drover, a demo CloneSet and a live canary release",
 		Long: `Start a local Kubernetes control plane with simulated (kwok) nodes, install
 Drover's CRDs, run the Drover manager in this process and deploy the demo
-CloneSet web-frontend (5 replicas, in-place updates, partition 2). Then print
-how to use it, and keep running until Ctrl-C, which deletes everything it
-started.
+CloneSet web-frontend (5 replicas, in-place updates, partition 2), then the
+canary demo of examples/rollout.yaml: a CloneSet, a Rollout and an HTTPRoute
+behind a real gateway (Traefik, run on this machine) with a demo app
+answering for every simulated pod, so a release's traffic split can be
+watched with curl. Then print how to use it, and keep running until Ctrl-C,
+which deletes everything it started.
 
 The control plane binaries (kube-apiserver, kube-controller-manager,
 kube-scheduler, etcd, kwok, kwokctl) are looked up in --bin-dir, else
