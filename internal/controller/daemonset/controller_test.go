@@ -13,6 +13,7 @@ import (
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -625,13 +626,20 @@ func TestFailedPodReplacedWithBackoff(t *testing.T) {
 	// A pod the kubelet refuses (phase Failed) is replaced, after a delay
 	// that doubles with each failure on the node while no pod runs there.
 	fail := func() (string, time.Time) {
-		p := livePods(t, ds)[0]
-		p.Status.Phase = corev1.PodFailed
-		p.Status.Reason = "OutOfcpu"
-		if err := k8s.Status().Update(context.Background(), &p); err != nil {
-			t.Fatal(err)
+		// The controller writes a new pod's gate right after creating it:
+		// retry the kubelet's write on a conflict, on the latest pod.
+		for {
+			p := livePods(t, ds)[0]
+			p.Status.Phase = corev1.PodFailed
+			p.Status.Reason = "OutOfcpu"
+			err := k8s.Status().Update(context.Background(), &p)
+			if err == nil {
+				return p.Name, time.Now()
+			}
+			if !apierrors.IsConflict(err) {
+				t.Fatal(err)
+			}
 		}
-		return p.Name, time.Now()
 	}
 	replaced := func(old string) time.Time {
 		var at time.Time
