@@ -42,7 +42,7 @@ func newGetCommand(env *cmdEnv) *cobra.Command {
 	o := &getOptions{}
 	get := &cobra.Command{
 		Use:   "get TYPE[/NAME] [NAME]",
-		Short: "Show a workload's status, revisions and pods",
+		Short: "Show a CloneSet, a Rollout or an AnalysisRun: status, revisions, pods, measurements",
 		Example: env.examples(
 			"# CloneSets in the current namespace",
 			"drover get cloneset",
@@ -51,6 +51,11 @@ func newGetCommand(env *cmdEnv) *cobra.Command {
 			"drover get cs/web-frontend -n shop",
 			"# Follow an update until Ctrl-C",
 			"drover get cloneset web-frontend -w",
+			"# A Rollout as a live tree: steps, pods per revision, Services, analysis runs",
+			"drover get rollout web -w",
+			"# AnalysisRuns of the namespace, and one with its measurements",
+			"drover get analysisrun",
+			"drover get ar web-web-6d4f8b7c9-t3k2f0-step-1",
 		),
 		Args: cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -69,8 +74,11 @@ func newGetCommand(env *cmdEnv) *cobra.Command {
 			if isRolloutType(typ) && name != "" {
 				return o.runRollout(cmd.Context(), env, name)
 			}
+			if isAnalysisRunType(typ) {
+				return o.runAnalysisRun(cmd.Context(), env, name)
+			}
 			if !isCloneSetType(typ) {
-				return fmt.Errorf("unsupported resource type %q: drover get supports cloneset (cs) and rollout (ro)", typ)
+				return fmt.Errorf("unsupported resource type %q: drover get supports cloneset (cs), rollout (ro) and analysisrun (ar)", typ)
 			}
 			return o.run(cmd.Context(), env, name)
 		},
@@ -94,14 +102,28 @@ func newGetCommand(env *cmdEnv) *cobra.Command {
 	ro := &cobra.Command{
 		Use:     "rollout NAME",
 		Aliases: []string{"ro", "rollouts"},
-		Short:   "Show a Rollout: phase, step, weights, revisions and pauses",
+		Short:   "Show a Rollout: steps, weights, revisions with their pods, Services, analysis runs, conditions",
 		Example: env.examples("drover get rollout web", "drover get ro web -w"),
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.runRollout(cmd.Context(), env, args[0])
 		},
 	}
-	get.AddCommand(cs, ro)
+	ar := &cobra.Command{
+		Use:     "analysisrun [NAME]",
+		Aliases: []string{"ar", "analysisruns"},
+		Short:   "Show an AnalysisRun: phase, metrics and measurements (or list the runs of the namespace)",
+		Example: env.examples("drover get analysisrun", "drover get ar web-web-6d4f8b7c9-t3k2f0-step-1", "drover get ar web-web-6d4f8b7c9-t3k2f0-step-1 -w"),
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			return o.runAnalysisRun(cmd.Context(), env, name)
+		},
+	}
+	get.AddCommand(cs, ro, ar)
 	return get
 }
 
@@ -110,13 +132,42 @@ func (o *getOptions) runRollout(ctx context.Context, env *cmdEnv, name string) e
 	if err != nil {
 		return err
 	}
-	render := func(w io.Writer, _ time.Time) error {
-		var ro rolloutsv1alpha1.Rollout
-		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &ro); err != nil {
-			return fmt.Errorf("rollout %s/%s: %w", ns, name, err)
+	color := isTerminal(env.streams.Out) && os.Getenv("NO_COLOR") == ""
+	render := func(w io.Writer, now time.Time) error {
+		v, err := CollectRollout(ctx, c, ns, name, now)
+		if err != nil {
+			return err
 		}
-		RenderRollout(w, &ro)
-		return nil
+		v.Color = color
+		return RenderRolloutView(w, v)
+	}
+	if !o.watch {
+		return render(env.streams.Out, time.Now())
+	}
+	return watchLoop(ctx, env.streams.Out, watchInterval, render)
+}
+
+func (o *getOptions) runAnalysisRun(ctx context.Context, env *cmdEnv, name string) error {
+	c, ns, err := env.connect()
+	if err != nil {
+		return err
+	}
+	render := func(w io.Writer, now time.Time) error {
+		if name == "" {
+			var list rolloutsv1alpha1.AnalysisRunList
+			if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+				return fmt.Errorf("listing analysisruns in %s: %w", ns, err)
+			}
+			return RenderAnalysisRunList(w, now, list.Items)
+		}
+		var run rolloutsv1alpha1.AnalysisRun
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &run); err != nil {
+			if apierrors.IsNotFound(err) {
+				return fmt.Errorf("analysisrun %q not found in namespace %q", name, ns)
+			}
+			return fmt.Errorf("getting analysisrun %s/%s: %w", ns, name, err)
+		}
+		return RenderAnalysisRun(w, now, &run)
 	}
 	if !o.watch {
 		return render(env.streams.Out, time.Now())

@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
@@ -127,79 +125,4 @@ func (e *cmdEnv) patchRollout(ctx context.Context, args []string, patch map[stri
 	}
 	fmt.Fprintf(e.streams.Out, "rollout.rollouts.drover.dev/%s %s\n", name, what)
 	return nil
-}
-
-// RenderRollout writes the human-readable view of a Rollout.
-func RenderRollout(w io.Writer, ro *rolloutsv1alpha1.Rollout) {
-	st := &ro.Status
-	steps := 0
-	if c := ro.Spec.Strategy.Canary; c != nil {
-		steps = len(c.Steps)
-	}
-	fmt.Fprintf(w, "Name:        %s\n", ro.Name)
-	fmt.Fprintf(w, "Namespace:   %s\n", ro.Namespace)
-	fmt.Fprintf(w, "Target:      %s %s\n", ro.Spec.TargetRef.Kind, ro.Spec.TargetRef.Name)
-	fmt.Fprintf(w, "Phase:       %s\n", st.Phase)
-	if st.Message != "" {
-		fmt.Fprintf(w, "Message:     %s\n", st.Message)
-	}
-	if st.CurrentStepIndex != nil {
-		fmt.Fprintf(w, "Step:        %d/%d\n", *st.CurrentStepIndex, steps)
-	}
-	verified := "-"
-	if st.VerifiedWeight != nil {
-		verified = fmt.Sprint(*st.VerifiedWeight)
-	}
-	fmt.Fprintf(w, "Weight:      %d%% desired, %s%% verified\n", st.DesiredWeight, verified)
-	fmt.Fprintf(w, "Stable:      %s  %d/%d ready  (service %s)\n", orDash(st.StableRevision), st.StableReadyReplicas, st.StableReplicas, orDash(st.StableService))
-	if st.CanaryRevision != "" {
-		fmt.Fprintf(w, "Canary:      %s  %d/%d ready  (service %s)\n", st.CanaryRevision, st.CanaryReadyReplicas, st.CanaryReplicas, orDash(st.CanaryService))
-	}
-	if st.AbortedRevision != "" {
-		fmt.Fprintf(w, "Aborted:     %s (retry with: drover retry %s)\n", st.AbortedRevision, ro.Name)
-	}
-	for _, pc := range st.PauseConditions {
-		until := "until promoted"
-		if pc.Until != nil {
-			until = "until " + pc.Until.UTC().Format("15:04:05")
-		}
-		fmt.Fprintf(w, "Paused:      %s since %s, %s\n", pc.Reason, pc.StartTime.UTC().Format("15:04:05"), until)
-	}
-	if c := ro.Spec.Strategy.Canary; c != nil && len(c.Steps) > 0 {
-		fmt.Fprintln(w, "Steps:")
-		for i, s := range c.Steps {
-			mark := " "
-			switch cur := int(ptr.Deref(st.CurrentStepIndex, -1)); {
-			case cur > i || (st.CanaryRevision == "" && st.CurrentStepIndex == nil):
-				mark = "✔"
-			case cur == i:
-				mark = "▶"
-			}
-			fmt.Fprintf(w, "  %s %d  %s\n", mark, i, describeStep(s))
-		}
-	}
-	if len(st.Conditions) > 0 {
-		fmt.Fprintln(w, "Conditions:")
-		for _, c := range st.Conditions {
-			fmt.Fprintf(w, "  %-12s %-6s %s\n", c.Type, c.Status, c.Reason)
-		}
-	}
-}
-
-func describeStep(s rolloutsv1alpha1.CanaryStep) string {
-	switch {
-	case s.SetWeight != nil:
-		return fmt.Sprintf("setWeight %d%%", *s.SetWeight)
-	case s.Pause != nil && s.Pause.Duration != nil:
-		return "pause " + s.Pause.Duration.Duration.String()
-	case s.Pause != nil:
-		return "pause (until promoted)"
-	case s.SetCanaryScale != nil && s.SetCanaryScale.Replicas != nil:
-		return fmt.Sprintf("setCanaryScale %d replicas", *s.SetCanaryScale.Replicas)
-	case s.SetCanaryScale != nil && s.SetCanaryScale.Weight != nil:
-		return fmt.Sprintf("setCanaryScale %d%%", *s.SetCanaryScale.Weight)
-	case s.SetCanaryScale != nil:
-		return "setCanaryScale matchTrafficWeight"
-	}
-	return "?"
 }

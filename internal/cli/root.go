@@ -1,10 +1,13 @@
 // Package cli implements the drover command line (also the kubectl plugin
-// `kubectl drover`): version, get, set image and playground.
+// `kubectl drover`): version, get, status, set image, the rollout actions
+// and playground.
 package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,11 +101,47 @@ func Main(ctx context.Context, args []string, streams Streams) int {
 	if len(args) > 0 {
 		cmd.SetArgs(args[1:])
 	}
-	if err := cmd.ExecuteContext(ctx); err != nil {
-		fmt.Fprintf(streams.ErrOut, "error: %v\n", err)
-		return 1
+	return report(cmd.ExecuteContext(ctx), streams.ErrOut)
+}
+
+// report prints a command's error (unless it is an ExitError without a
+// message: the command said everything already) and returns the exit code.
+func report(err error, errOut io.Writer) int {
+	if exit, ok := err.(*ExitError); err != nil && (!ok || exit.Err != nil) {
+		fmt.Fprintf(errOut, "error: %v\n", err)
 	}
-	return 0
+	return ExitCode(err)
+}
+
+// ExitError ends the program with a given exit code, as `drover status`
+// does to tell a CI pipeline how a rollout went. Err, when not nil, is
+// printed as "error: ..." on the standard error; nil means the command
+// already said everything on its output.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// ExitCode is the process exit code for a command's error: 0 for nil, the
+// code of an ExitError (anywhere in the chain), else 1.
+func ExitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var exit *ExitError
+	if errors.As(err, &exit) {
+		return exit.Code
+	}
+	return 1
 }
 
 // NewRootCommand builds the command tree. name is the display name
@@ -137,6 +176,7 @@ Run "` + name + ` playground" to try it on a local simulated cluster.`,
 	root.AddCommand(
 		newVersionCommand(env),
 		newGetCommand(env),
+		newStatusCommand(env),
 		newSetCommand(env),
 		newPlaygroundCommand(env),
 		newReaperCommand(),

@@ -3,6 +3,8 @@ package v1alpha1
 import (
 	"encoding/json"
 	"fmt"
+
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // AnnotationRolloutControl is written on a workload by the Rollout that
@@ -20,16 +22,18 @@ const AnnotationRolloutControl = "apps.drover.dev/rollout-control"
 //
 //   - runs stableReplicas pods at stableRevision and canaryReplicas pods at
 //     canaryRevision, moving pods between the two (in place where the
-//     workload's strategy allows) within its own maxUnavailable;
+//     workload's strategy allows) within its own maxUnavailable and
+//     maxSurge, or the control's where it sets them;
 //   - treats an update revision that is neither stableRevision nor
 //     canaryRevision as not yet released: no pod moves to it until the
 //     Rollout names it canaryRevision;
 //   - moves pods of any other revision to stableRevision.
 //
 // The partition, the surge and the paused flag of the workload's own
-// update strategy are replaced by these counts; everything else
-// (maxUnavailable, priority and scatter order, lifecycle hooks, in-place
-// rules) still applies.
+// update strategy are replaced by these counts, and its maxUnavailable and
+// maxSurge by the control's where set; everything else (maxUnavailable and
+// maxSurge the control leaves unset, priority and scatter order, lifecycle
+// hooks, in-place rules) still applies.
 type RolloutControl struct {
 	// rollout is the name of the Rollout (same namespace) that wrote this.
 	Rollout string `json:"rollout"`
@@ -44,6 +48,20 @@ type RolloutControl struct {
 	// canaries with traffic routing keep the stable side at full size and
 	// add the canary on top.
 	StableReplicas *int32 `json:"stableReplicas,omitempty"`
+	// maxUnavailable, when set, replaces the workload's own
+	// updateStrategy maxUnavailable while this control drives it: how many
+	// pods may be unavailable while pods move between the revisions. An
+	// int, or a percentage of the workload's replicas (canary plus stable;
+	// for a DaemonSet, its eligible nodes) resolved as the workload
+	// resolves its own value. Not negative.
+	MaxUnavailable *intstr.IntOrString `json:"maxUnavailable,omitempty"`
+	// maxSurge, when set, replaces the workload's own updateStrategy
+	// maxSurge while this control drives it: how many pods (for a
+	// DaemonSet, nodes running two pods) may be created above the wanted
+	// count while pods move. An int or a percentage, as maxUnavailable.
+	// Only the CloneSet and the DaemonSet surge: an Advanced StatefulSet
+	// has no maxSurge and ignores this field. Not negative.
+	MaxSurge *intstr.IntOrString `json:"maxSurge,omitempty"`
 }
 
 // ParseRolloutControl reads a workload's rollout control annotation. ok is
@@ -62,12 +80,36 @@ func ParseRolloutControl(annotations map[string]string) (c RolloutControl, ok bo
 	if c.CanaryReplicas < 0 || (c.StableReplicas != nil && *c.StableReplicas < 0) {
 		return c, true, fmt.Errorf("annotation %s: replica counts must not be negative", AnnotationRolloutControl)
 	}
+	for _, f := range []struct {
+		name string
+		v    *intstr.IntOrString
+	}{{"maxUnavailable", c.MaxUnavailable}, {"maxSurge", c.MaxSurge}} {
+		if err := checkIntOrPercent(f.v); err != nil {
+			return c, true, fmt.Errorf("annotation %s: %s: %w", AnnotationRolloutControl, f.name, err)
+		}
+	}
 	return c, true, nil
+}
+
+// checkIntOrPercent accepts nil, an int >= 0 or a percentage "N%" with
+// N >= 0, parsed as the workloads parse theirs.
+func checkIntOrPercent(v *intstr.IntOrString) error {
+	if v == nil {
+		return nil
+	}
+	n, err := intstr.GetScaledValueFromIntOrPercent(v, 100, false)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is neither an int nor a percentage", v.String())
+	case n < 0:
+		return fmt.Errorf("%s must not be negative", v.String())
+	}
+	return nil
 }
 
 // String is the annotation value.
 func (c RolloutControl) String() string {
-	b, _ := json.Marshal(c) // plain strings and numbers: cannot fail
+	b, _ := json.Marshal(c) // plain strings and numbers (IntOrString included): cannot fail
 	return string(b)
 }
 

@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // RolloutSpec is the desired state of a Rollout.
@@ -117,6 +118,58 @@ type BlueGreenStrategy struct {
 	// +kubebuilder:default=30
 	// +kubebuilder:validation:Minimum=0
 	ScaleDownDelaySeconds *int32 `json:"scaleDownDelaySeconds,omitempty"`
+
+	// prePromotionAnalysis runs against the preview once it is ready; the
+	// switch waits for it to succeed, and its failure aborts the release.
+	// +optional
+	PrePromotionAnalysis *RolloutAnalysis `json:"prePromotionAnalysis,omitempty"`
+
+	// postPromotionAnalysis runs after the switch while the old pods are
+	// still there (scaleDownDelaySeconds is extended until it ends); its
+	// failure switches the active Service back to the old revision.
+	// +optional
+	PostPromotionAnalysis *RolloutAnalysis `json:"postPromotionAnalysis,omitempty"`
+}
+
+// RolloutAnalysis instantiates analysis templates as one AnalysisRun.
+type RolloutAnalysis struct {
+	// templates whose metrics the run measures (merged; metric names must
+	// be unique across them).
+	// +required
+	// +listType=atomic
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	Templates []AnalysisTemplateRef `json:"templates"`
+	// args give the templates' arguments values.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=64
+	Args []Argument `json:"args,omitempty"`
+}
+
+// AnalysisTemplateRef names an AnalysisTemplate in the Rollout's
+// namespace, or a ClusterAnalysisTemplate.
+type AnalysisTemplateRef struct {
+	// templateName is the template's name.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	TemplateName string `json:"templateName"`
+	// clusterScope: the template is a ClusterAnalysisTemplate.
+	// +optional
+	ClusterScope bool `json:"clusterScope,omitempty"`
+}
+
+// BackgroundAnalysis runs for the whole release from a step on; its
+// failure aborts the release whatever step it is at.
+type BackgroundAnalysis struct {
+	RolloutAnalysis `json:",inline"`
+	// startingStep is the step index at which the analysis starts
+	// (default 0: with the release).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	StartingStep *int32 `json:"startingStep,omitempty"`
 }
 
 // CanaryStrategy releases a new revision in steps.
@@ -148,10 +201,27 @@ type CanaryStrategy struct {
 	// Services (setWeight sets the number of canary pods).
 	// +optional
 	TrafficRouting *TrafficRouting `json:"trafficRouting,omitempty"`
+
+	// analysis runs in the background from startingStep until promotion;
+	// a failure aborts the release, an inconclusive result pauses it.
+	// +optional
+	Analysis *BackgroundAnalysis `json:"analysis,omitempty"`
+
+	// maxUnavailable and maxSurge replace the workload's own for the pods
+	// a step moves (int or percentage of replicas). Unset: the workload's
+	// update strategy decides.
+	// +optional
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')",message="maxUnavailable must be a non-negative integer or a percentage from 0% to 100%"
+	MaxUnavailable *intstr.IntOrString `json:"maxUnavailable,omitempty"`
+	// +optional
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')",message="maxSurge must be a non-negative integer or a percentage from 0% to 100%"
+	MaxSurge *intstr.IntOrString `json:"maxSurge,omitempty"`
 }
 
 // CanaryStep is one step of a canary release: exactly one field is set.
-// +kubebuilder:validation:XValidation:rule="[has(self.setWeight), has(self.pause), has(self.setCanaryScale), has(self.setHeaderRoute), has(self.setMirrorRoute)].filter(x, x).size() == 1",message="a step sets exactly one of setWeight, pause, setCanaryScale, setHeaderRoute or setMirrorRoute"
+// +kubebuilder:validation:XValidation:rule="[has(self.setWeight), has(self.pause), has(self.setCanaryScale), has(self.setHeaderRoute), has(self.setMirrorRoute), has(self.analysis)].filter(x, x).size() == 1",message="a step sets exactly one of setWeight, pause, setCanaryScale, setHeaderRoute, setMirrorRoute or analysis"
 type CanaryStep struct {
 	// setWeight sends this percentage of traffic to the canary. Without a
 	// traffic router it sets the canary's share of pods (rounded up).
@@ -183,6 +253,12 @@ type CanaryStep struct {
 	// routing only.
 	// +optional
 	SetMirrorRoute *SetMirrorRoute `json:"setMirrorRoute,omitempty"`
+
+	// analysis runs an analysis and holds the step until it ends:
+	// Successful goes on, Failed or Error aborts the release, Inconclusive
+	// pauses it for a human (promote or abort).
+	// +optional
+	Analysis *RolloutAnalysis `json:"analysis,omitempty"`
 }
 
 // SetHeaderRoute is a managed route that sends matching requests to the
@@ -471,7 +547,46 @@ const (
 	// PauseReasonBlueGreenPause: a blue-green release waits for promotion
 	// (autoPromotionEnabled false, or autoPromotionSeconds running).
 	PauseReasonBlueGreenPause PauseReason = "BlueGreenPause"
+	// PauseReasonInconclusiveAnalysis: an analysis was inconclusive; a
+	// human decides (promote goes on, abort rolls back).
+	PauseReasonInconclusiveAnalysis PauseReason = "InconclusiveAnalysis"
 )
+
+// AnalysisKind says what an AnalysisRun of a Rollout is for.
+// +kubebuilder:validation:Enum=Step;Background;PrePromotion;PostPromotion
+type AnalysisKind string
+
+const (
+	AnalysisKindStep          AnalysisKind = "Step"
+	AnalysisKindBackground    AnalysisKind = "Background"
+	AnalysisKindPrePromotion  AnalysisKind = "PrePromotion"
+	AnalysisKindPostPromotion AnalysisKind = "PostPromotion"
+)
+
+// RolloutAnalysisRunStatus is an AnalysisRun a Rollout started.
+type RolloutAnalysisRunStatus struct {
+	// name of the AnalysisRun.
+	// +required
+	Name string `json:"name"`
+	// kind: Step, Background, PrePromotion or PostPromotion.
+	// +required
+	Kind AnalysisKind `json:"kind"`
+	// step is the step index of a Step analysis.
+	// +optional
+	Step *int32 `json:"step,omitempty"`
+	// revision the analysis judges.
+	// +required
+	Revision string `json:"revision"`
+	// phase of the run as last seen.
+	// +optional
+	Phase AnalysisPhase `json:"phase,omitempty"`
+	// message of the run as last seen.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// accepted: the run was Inconclusive and a user promoted past it.
+	// +optional
+	Accepted bool `json:"accepted,omitempty"`
+}
 
 // PauseCondition is one reason a release is paused.
 type PauseCondition struct {
@@ -561,6 +676,10 @@ type RolloutStatus struct {
 	// or a newer revision.
 	// +optional
 	AbortedRevision string `json:"abortedRevision,omitempty"`
+	// abortMessage says why abortedRevision was aborted: a user, the
+	// progress deadline, or the analysis that failed (metric and value).
+	// +optional
+	AbortMessage string `json:"abortMessage,omitempty"`
 	// scaleDownRevision is the old revision a blue-green promotion keeps
 	// running until scaleDownAt, so an abort can switch back at once.
 	// +optional
@@ -572,6 +691,13 @@ type RolloutStatus struct {
 	// by `drover promote`): the remaining steps are skipped.
 	// +optional
 	PromoteFull bool `json:"promoteFull,omitempty"`
+
+	// analysisRuns are the AnalysisRuns of the current release (and of a
+	// blue-green post-promotion analysis), with their phase.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	AnalysisRuns []RolloutAnalysisRunStatus `json:"analysisRuns,omitempty"`
 
 	// conditions: Ready, Reconciling and Stalled (kstatus), Progressing,
 	// Paused, Aborted and Completed.

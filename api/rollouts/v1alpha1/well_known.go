@@ -67,4 +67,15 @@ const (
 	ReasonApplyFailed              = "ApplyFailed"
 	ReasonWaitingForWorkload       = "WaitingForWorkload"
 	ReasonCompleted                = "Completed"
+	ReasonAnalysisRunning          = "AnalysisRunning"
+	ReasonAnalysisFailed           = "AnalysisFailed"
+	ReasonPausedInconclusive       = "PausedInconclusiveAnalysis"
 )
+
+// LabelAnalysisKind is set on the AnalysisRuns a Rollout creates (with
+// LabelRollout); its value is an AnalysisKind.
+const LabelAnalysisKind = "rollouts.drover.dev/analysis-kind"
+
+// LabelAnalysisRevision is set on the AnalysisRuns a Rollout creates: the
+// revision the run judges.
+const LabelAnalysisRevision = "rollouts.drover.dev/revision"

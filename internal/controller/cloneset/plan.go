@@ -38,12 +38,17 @@ type podView struct {
 	hasState bool
 }
 
-// planInput is everything the planner needs, already resolved to numbers.
+// planInput is everything the planner needs, already resolved to numbers
+// (control's limits are resolved by limits).
 type planInput struct {
 	replicas       int32
 	partition      int32 // pods to keep on old revisions, <= replicas
 	maxUnavailable int32
 	maxSurge       int32
+	// control is the rollout control driving the CloneSet (nil when none
+	// or unusable). Its maxUnavailable and maxSurge, where set, replace
+	// the two above (see limits).
+	control *appsv1alpha1.RolloutControl
 	// scaleMaxUnavailable bounds not-ready pods during scale-up; <0 = unbounded.
 	scaleMaxUnavailable int32
 	strategy            appsv1alpha1.CloneSetUpdateStrategyType
@@ -116,6 +121,7 @@ func (in *planInput) targets() targets {
 // reconcile. Scaling goes first: a reconcile that scales does not also
 // update, so availability is always judged on pods that exist.
 func computePlan(in planInput) plan {
+	in.maxUnavailable, in.maxSurge = in.limits()
 	var p plan
 	var rest []*podView
 	for _, v := range in.pods {
@@ -178,6 +184,26 @@ func computePlan(in planInput) plan {
 		planReturn(in, &p, rest, u-t.updated, b)
 	}
 	return p
+}
+
+// limits returns the maxUnavailable and maxSurge a plan moves pods
+// within: the CloneSet's own, or the rollout control's where it sets
+// them, resolved against replicas as sync.go resolves the CloneSet's
+// (maxUnavailable rounded down, maxSurge up, never both 0).
+func (in *planInput) limits() (maxUnavailable, maxSurge int32) {
+	maxUnavailable, maxSurge = in.maxUnavailable, in.maxSurge
+	c := in.control
+	if c == nil || (c.MaxUnavailable == nil && c.MaxSurge == nil) {
+		return maxUnavailable, maxSurge
+	}
+	// ParseRolloutControl refused malformed values; scaled keeps the
+	// CloneSet's own for any that slipped through.
+	maxUnavailable = scaled(c.MaxUnavailable, in.replicas, false, maxUnavailable)
+	maxSurge = scaled(c.MaxSurge, in.replicas, true, maxSurge)
+	if maxUnavailable == 0 && maxSurge == 0 {
+		maxUnavailable = 1
+	}
+	return maxUnavailable, maxSurge
 }
 
 // budget is how many available pods may still stop serving this

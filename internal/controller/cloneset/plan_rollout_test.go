@@ -3,7 +3,13 @@ package cloneset
 import (
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	"github.com/drover-dev/drover/internal/podcontrol"
 )
 
 // plRevStray is a third revision: neither the update revision nor the
@@ -111,6 +117,137 @@ func TestComputePlanRolloutControl(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			if got := plGot(computePlan(c.in)); got.String() != c.want.String() {
 				t.Errorf("plan:\n got  %s\n want %s", got, c.want)
+			}
+		})
+	}
+}
+
+// plLimits sets the rollout control's maxUnavailable and maxSurge ("" leaves
+// one unset) on top of the CloneSet's own, given as numbers like sync.go
+// resolves them.
+func plLimits(ownMaxUnavailable, ownMaxSurge int32, maxUnavailable, maxSurge string) func(*planInput) {
+	return func(in *planInput) {
+		in.maxUnavailable, in.maxSurge = ownMaxUnavailable, ownMaxSurge
+		in.control = &appsv1alpha1.RolloutControl{StableRevision: plRevOld, CanaryReplicas: in.replicas - in.partition}
+		if maxUnavailable != "" {
+			in.control.MaxUnavailable = ptr.To(intstr.Parse(maxUnavailable))
+		}
+		if maxSurge != "" {
+			in.control.MaxSurge = ptr.To(intstr.Parse(maxSurge))
+		}
+	}
+}
+
+// TestComputePlanRolloutControlLimits: the control's maxUnavailable and
+// maxSurge replace the CloneSet's own for the pods a step moves.
+func TestComputePlanRolloutControlLimits(t *testing.T) {
+	step := func(f func(*planInput)) planInput { return plWith(plControlled(3, 2, plViews("o", plRevOld, 5)), f) }
+	cases := []struct {
+		name string
+		in   planInput
+		want plWant
+	}{
+		{
+			name: "the CloneSet's own maxUnavailable 1 moves one pod of a step of 3",
+			in:   step(plLimits(1, 0, "", "")),
+			want: plWant{inPlace: plNames("o", 0)},
+		},
+		{
+			name: "control maxUnavailable 3 over the CloneSet's 1: the step moves 3 at once",
+			in:   step(plLimits(1, 0, "3", "")),
+			want: plWant{inPlace: plNames("o", 0, 1, 2)},
+		},
+		{
+			name: "control maxUnavailable 1 under the CloneSet's 3: one at a time",
+			in:   step(plLimits(3, 0, "1", "")),
+			want: plWant{inPlace: plNames("o", 0)},
+		},
+		{
+			name: "control maxUnavailable 60% of 5 replicas is 3",
+			in:   step(plLimits(1, 0, "60%", "")),
+			want: plWant{inPlace: plNames("o", 0, 1, 2)},
+		},
+		{
+			name: "control maxUnavailable as a percentage rounds down: 50% of 5 is 2",
+			in:   step(plLimits(1, 0, "50%", "")),
+			want: plWant{inPlace: plNames("o", 0, 1)},
+		},
+		{
+			name: "control maxSurge 2 with maxUnavailable 0: the canary surges instead",
+			in:   step(plLimits(1, 0, "0", "2")),
+			want: plWant{createUpdated: 2, surge: 2},
+		},
+		{
+			name: "control maxSurge as a percentage rounds up: 30% of 5 is 2",
+			in:   step(plLimits(1, 0, "0", "30%")),
+			want: plWant{createUpdated: 2, surge: 2},
+		},
+		{
+			name: "control maxSurge 0 stops the CloneSet's own surge",
+			in:   step(plLimits(1, 2, "", "0")),
+			want: plWant{inPlace: plNames("o", 0)},
+		},
+		{
+			name: "control maxSurge alone keeps the CloneSet's maxUnavailable",
+			in:   step(plLimits(0, 0, "", "1")),
+			want: plWant{createUpdated: 1, surge: 1},
+		},
+		{
+			name: "control 0 and 0: one pod may still be unavailable",
+			in:   step(plLimits(3, 2, "0", "0")),
+			want: plWant{inPlace: plNames("o", 0)},
+		},
+		{
+			name: "a control that sets neither keeps the CloneSet's own",
+			in:   step(plLimits(2, 0, "", "")),
+			want: plWant{inPlace: plNames("o", 0, 1)},
+		},
+		{
+			name: "control maxUnavailable 3 also bounds an abort's returns",
+			in: plWith(plControlled(0, 5, plViews("o", plRevOld, 2), plViews("n", plRevNew, 3)),
+				plLimits(1, 0, "3", "")),
+			want: plWant{returns: plNames("n", 2, 1, 0)},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := plGot(computePlan(c.in)); got.String() != c.want.String() {
+				t.Errorf("plan:\n got  %s\n want %s", got, c.want)
+			}
+		})
+	}
+}
+
+// TestRolloutControlLimitsReachThePlan: the control annotation's
+// maxUnavailable goes from desiredShape through planInput to the plan.
+func TestRolloutControlLimitsReachThePlan(t *testing.T) {
+	history := []*appsv1.ControllerRevision{{ObjectMeta: metav1.ObjectMeta{Name: plRevOld}}, {ObjectMeta: metav1.ObjectMeta{Name: plRevNew}}}
+	tpl := podcontrol.NewTemplates(history, history[1])
+	cs := func(annotation string) *appsv1alpha1.CloneSet {
+		return &appsv1alpha1.CloneSet{
+			ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{appsv1alpha1.AnnotationRolloutControl: annotation}},
+			Spec: appsv1alpha1.CloneSetSpec{Replicas: ptr.To[int32](5), UpdateStrategy: appsv1alpha1.CloneSetUpdateStrategy{
+				Type: appsv1alpha1.ReCreateCloneSetUpdateStrategyType, MaxUnavailable: ptr.To(intstr.FromInt32(1))}},
+		}
+	}
+	const ctl = `{"stableRevision":"old","canaryRevision":"new","canaryReplicas":3`
+	for _, c := range []struct {
+		name, annotation string
+		deletes          int
+	}{
+		{"the CloneSet's own maxUnavailable 1", ctl + `}`, 1},
+		{"control maxUnavailable 3", ctl + `,"maxUnavailable":3}`, 3},
+		{"control maxUnavailable 60% of 5", ctl + `,"maxUnavailable":"60%"}`, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			set := cs(c.annotation)
+			sh := desiredShape(set, plRevNew)
+			if sh.controlErr != nil {
+				t.Fatal(sh.controlErr)
+			}
+			in := (&Reconciler{}).planInput(set, sh, plViews("o", plRevOld, 5), 0, tpl)
+			if p := computePlan(in); len(p.deletes) != c.deletes {
+				t.Errorf("plan %s, want %d recreates", plGot(p), c.deletes)
 			}
 		})
 	}

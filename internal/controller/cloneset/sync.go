@@ -50,6 +50,9 @@ type shape struct {
 	stable string
 	// rollout names the Rollout that drives the CloneSet ("" when none).
 	rollout string
+	// control is that Rollout's control (nil when none or unusable): the
+	// planner takes its maxUnavailable and maxSurge where it sets them.
+	control *appsv1alpha1.RolloutControl
 	// controlErr is an unreadable control annotation; updates hold.
 	controlErr error
 }
@@ -69,7 +72,7 @@ func desiredShape(cs *appsv1alpha1.CloneSet, update string) shape {
 		return sh
 	}
 	updated, stable := ctl.Targets(replicas, update)
-	sh = shape{replicas: updated + stable, partition: stable, rollout: ctl.Rollout}
+	sh = shape{replicas: updated + stable, partition: stable, rollout: ctl.Rollout, control: &ctl}
 	if ctl.StableRevision != update {
 		sh.stable = ctl.StableRevision
 	}
@@ -91,7 +94,7 @@ func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *obs
 		// Pods created off the update revision get the rollout's stable one.
 		stable, ok := t.Revision(res.shape.stable)
 		if !ok {
-			res.shape.paused = true
+			res.shape.paused, res.shape.control = true, nil
 			res.shape.controlErr = fmt.Errorf("annotation %s: stableRevision %s is not a revision of this CloneSet",
 				appsv1alpha1.AnnotationRolloutControl, res.shape.stable)
 		} else {
@@ -239,6 +242,7 @@ func (r *Reconciler) planInput(cs *appsv1alpha1.CloneSet, sh shape, active []*po
 		partition:           sh.partition,
 		maxUnavailable:      maxUnavailable,
 		maxSurge:            maxSurge,
+		control:             sh.control,
 		scaleMaxUnavailable: scaled(cs.Spec.ScaleStrategy.MaxUnavailable, replicas, false, -1),
 		strategy:            strategy,
 		paused:              sh.paused,

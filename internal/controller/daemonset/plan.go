@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/inplace"
 )
 
@@ -81,7 +82,11 @@ type planInput struct {
 	inPlaceType    bool
 	maxUnavailable int32
 	maxSurge       int32
-	partition      int32
+	// control is the rollout control driving the DaemonSet (nil when none
+	// or unusable). Its maxUnavailable and maxSurge, where set, replace
+	// the two above (see limits).
+	control   *appsv1alpha1.RolloutControl
+	partition int32
 	// inPlace says, per old revision, whether moving to the update
 	// revision can be done in place.
 	inPlace func(revision string) bool
@@ -172,6 +177,7 @@ func (s nodeState) available() bool {
 //     nodes outside rollingUpdate.selector) on their revision;
 //   - every eligible node without a pod gets one.
 func computePlan(in planInput) plan {
+	in.maxUnavailable, in.maxSurge = in.limits()
 	var p plan
 	del := func(v *podView, r deleteReason, force bool) {
 		p.deletes = append(p.deletes, podDelete{view: v, reason: r, force: force})
@@ -286,6 +292,32 @@ func (in *planInput) recreatingForward(n *nodeView) bool {
 		}
 	}
 	return false
+}
+
+// limits returns the maxUnavailable and maxSurge a plan moves pods
+// within: the DaemonSet's own, or the rollout control's where it sets
+// them, resolved against the eligible nodes as sync.go resolves the
+// DaemonSet's (rounded up, never both 0).
+func (in *planInput) limits() (maxUnavailable, maxSurge int32) {
+	maxUnavailable, maxSurge = in.maxUnavailable, in.maxSurge
+	c := in.control
+	if c == nil || (c.MaxUnavailable == nil && c.MaxSurge == nil) {
+		return maxUnavailable, maxSurge
+	}
+	var desired int32
+	for _, n := range in.nodes {
+		if n.exists && n.eligible {
+			desired++
+		}
+	}
+	// ParseRolloutControl refused malformed values; scaled keeps the
+	// DaemonSet's own for any that slipped through.
+	maxUnavailable = scaled(c.MaxUnavailable, desired, maxUnavailable)
+	maxSurge = scaled(c.MaxSurge, desired, maxSurge)
+	if maxUnavailable == 0 && maxSurge == 0 {
+		maxUnavailable = 1
+	}
+	return maxUnavailable, maxSurge
 }
 
 // budget is what one reconcile's moves may still spend: nodes that may

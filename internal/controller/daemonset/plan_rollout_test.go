@@ -9,6 +9,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/podcontrol"
@@ -235,6 +237,101 @@ func TestComputePlanRolloutControl(t *testing.T) {
 	}
 }
 
+// limits sets the DaemonSet's own maxUnavailable and maxSurge and the
+// rollout control's ("" leaves one unset).
+func limits(ownMaxUnavailable, ownMaxSurge int32, maxUnavailable, maxSurge string) func(*planInput) {
+	return func(in *planInput) {
+		in.maxUnavailable, in.maxSurge = ownMaxUnavailable, ownMaxSurge
+		in.control = &appsv1alpha1.RolloutControl{StableRevision: revOld}
+		if maxUnavailable != "" {
+			in.control.MaxUnavailable = ptr.To(intstr.Parse(maxUnavailable))
+		}
+		if maxSurge != "" {
+			in.control.MaxSurge = ptr.To(intstr.Parse(maxSurge))
+		}
+	}
+}
+
+// TestComputePlanRolloutControlLimits: the control's maxUnavailable and
+// maxSurge replace the DaemonSet's own for the nodes a step moves.
+func TestComputePlanRolloutControlLimits(t *testing.T) {
+	inPlace := func(in *planInput) { in.inPlaceType = true }
+	five := []tn{{name: "a", pods: "o"}, {name: "b", pods: "o"}, {name: "c", pods: "o"}, {name: "d", pods: "o"}, {name: "e", pods: "o"}}
+	cases := []struct {
+		name   string
+		nodes  []tn
+		canary int32
+		tweaks []func(*planInput)
+		want   []string
+	}{
+		{
+			name:  "the DaemonSet's own maxUnavailable 1 moves one node of a step of 3",
+			nodes: five, canary: 3, tweaks: []func(*planInput){inPlace, limits(1, 0, "", "")},
+			want: []string{"inplace a"},
+		},
+		{
+			name:  "control maxUnavailable 3 over the DaemonSet's 1: the step moves 3 nodes at once",
+			nodes: five, canary: 3, tweaks: []func(*planInput){inPlace, limits(1, 0, "3", "")},
+			want: []string{"inplace a", "inplace b", "inplace c"},
+		},
+		{
+			name:  "control maxUnavailable 1 under the DaemonSet's 3: one at a time",
+			nodes: five, canary: 3, tweaks: []func(*planInput){inPlace, limits(3, 0, "1", "")},
+			want: []string{"inplace a"},
+		},
+		{
+			name:  "control maxUnavailable as a percentage rounds up, as the DaemonSet's: 50% of 5 is 3",
+			nodes: five, canary: 3, tweaks: []func(*planInput){inPlace, limits(1, 0, "50%", "")},
+			want: []string{"inplace a", "inplace b", "inplace c"},
+		},
+		{
+			name: "a percentage counts eligible nodes only: 50% of 4 is 2",
+			nodes: []tn{{name: "a", pods: "o"}, {name: "b", pods: "o"}, {name: "c", pods: "o"}, {name: "d", pods: "o"},
+				{name: "e", pods: "o", ineligible: true, kept: true}},
+			canary: 3, tweaks: []func(*planInput){inPlace, limits(1, 0, "50%", "")},
+			want: []string{"inplace a", "inplace b"},
+		},
+		{
+			name:  "control maxSurge 2 with maxUnavailable 0: new pods beside the old ones",
+			nodes: five, canary: 3, tweaks: []func(*planInput){limits(1, 0, "0", "2")},
+			want: []string{"create a new surge", "create b new surge"},
+		},
+		{
+			name:  "control maxSurge 0 stops the DaemonSet's own surge",
+			nodes: five, canary: 3, tweaks: []func(*planInput){limits(1, 2, "", "0")},
+			want: []string{"delete a old recreate-update"},
+		},
+		{
+			name:  "control 0 and 0: one node may still be unavailable",
+			nodes: five, canary: 3, tweaks: []func(*planInput){limits(3, 2, "0", "0")},
+			want: []string{"delete a old recreate-update"},
+		},
+		{
+			name:  "a control that sets neither keeps the DaemonSet's own",
+			nodes: five, canary: 3, tweaks: []func(*planInput){inPlace, limits(2, 0, "", "")},
+			want: []string{"inplace a", "inplace b"},
+		},
+		{
+			name:   "control maxUnavailable 3 also bounds an abort's returns",
+			nodes:  []tn{{name: "a", pods: "u"}, {name: "b", pods: "u"}, {name: "c", pods: "u"}, {name: "d", pods: "o"}, {name: "e", pods: "o"}},
+			canary: 0, tweaks: []func(*planInput){inPlace, limits(1, 0, "3", "")},
+			want: []string{"return a", "return b", "return c"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := controlled(ctlNodes(t, slices.Clone(tc.nodes)...), tc.canary) // ctlNodes rewrites its specs
+			for _, f := range tc.tweaks {
+				f(&in)
+			}
+			got := ctlDescribe(computePlan(in))
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("plan:\n got  %q\n want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestExpectedUpdatedRolloutControl(t *testing.T) {
 	in := controlled(ctlNodes(t, tn{name: "a", pods: "u"}, tn{name: "b", pods: "o"}, tn{name: "c"}), 1)
 	if got := expectedUpdated(in); got != 1 {
@@ -283,5 +380,40 @@ func TestReadControl(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%s: got %s, want %s", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestRolloutControlLimitsReachThePlan: the control annotation's
+// maxUnavailable goes from readControl through planInput to the plan.
+func TestRolloutControlLimitsReachThePlan(t *testing.T) {
+	history := []*appsv1.ControllerRevision{
+		{ObjectMeta: metav1.ObjectMeta{Name: revOld}}, {ObjectMeta: metav1.ObjectMeta{Name: revNew}},
+	}
+	tpl := podcontrol.NewTemplates(history, history[1])
+	const ctl = `{"stableRevision":"rev-old","canaryRevision":"rev-new","canaryReplicas":3`
+	for _, c := range []struct {
+		name, annotation string
+		deletes          int
+	}{
+		{"the DaemonSet's own maxUnavailable 1", ctl + `}`, 1},
+		{"control maxUnavailable 3", ctl + `,"maxUnavailable":3}`, 3},
+		{"control maxUnavailable 50% of 5 rounds up to 3", ctl + `,"maxUnavailable":"50%"}`, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ds := &appsv1alpha1.DaemonSet{
+				ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{appsv1alpha1.AnnotationRolloutControl: c.annotation}},
+				Spec: appsv1alpha1.DaemonSetSpec{UpdateStrategy: appsv1alpha1.DaemonSetUpdateStrategy{
+					Type: appsv1alpha1.RollingUpdateDaemonSetStrategyType, RollingUpdate: &appsv1alpha1.RollingUpdateDaemonSet{}}},
+			}
+			rc := readControl(ds, tpl)
+			if rc.err != nil {
+				t.Fatal(rc.err)
+			}
+			nodes := ctlNodes(t, tn{name: "a", pods: "o"}, tn{name: "b", pods: "o"}, tn{name: "c", pods: "o"}, tn{name: "d", pods: "o"}, tn{name: "e", pods: "o"})
+			in := (&Reconciler{}).planInput(ds, nodes, tpl, history[0], rc)
+			if got := ctlDescribe(computePlan(in)); len(got) != c.deletes {
+				t.Errorf("plan %q, want %d recreates", got, c.deletes)
+			}
+		})
 	}
 }

@@ -304,6 +304,7 @@ func (r *Reconciler) planInput(ds *appsv1alpha1.DaemonSet, nodes []*nodeView, t 
 		inPlaceType:    ru.Type == appsv1alpha1.InPlaceIfPossibleRollingUpdateType,
 		maxUnavailable: maxUnavailable,
 		maxSurge:       maxSurge,
+		control:        rc.ctl,
 		partition:      partition,
 		inPlace:        func(rev string) bool { return t.ChangeTo(rev).InPlace },
 		stable:         rc.stable,

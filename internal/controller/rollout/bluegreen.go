@@ -33,6 +33,7 @@ func (d *decision) blueGreen(in planInput) decision {
 	if in.spec.Paused {
 		d.shapeTo(in, shape{canary: previewCount(bg, n, st.PromoteFull), stable: n})
 		d.pause(in.now, rolloutsv1alpha1.PauseReasonUser, nil)
+		d.keepRuns()
 		d.activity, d.message = rolloutsv1alpha1.ReasonPausedUser, "paused by spec.paused before the switch"
 		return *d
 	}
@@ -44,6 +45,21 @@ func (d *decision) blueGreen(in planInput) decision {
 		d.activity = rolloutsv1alpha1.ReasonStepRunning
 		d.message = fmt.Sprintf("preview: %d/%d pods of %s ready", st.CanaryReadyReplicas, sh.canary, st.CanaryRevision)
 		return *d
+	}
+	if pre := bg.PrePromotionAnalysis; pre != nil {
+		// The preview is judged before anyone promotes it.
+		v, run, _ := d.analysis(in, rolloutsv1alpha1.AnalysisKindPrePromotion, nil, st.CanaryRevision, pre)
+		switch v {
+		case verdictFailed:
+			return d.failRelease(in, run)
+		case verdictInconclusive:
+			d.holdInconclusive(in, run)
+			return *d
+		case verdictRunning:
+			d.waitAnalysis(run)
+			return *d
+		}
+		d.unpause(rolloutsv1alpha1.PauseReasonInconclusiveAnalysis)
 	}
 	if !st.PromoteFull {
 		if !ptr.Deref(bg.AutoPromotionEnabled, true) {
@@ -107,10 +123,32 @@ func (d *decision) scaleDown(in planInput) (decision, bool) {
 		return *d, true
 	case in.action == rolloutsv1alpha1.ActionAbort:
 		d.note(true, "Aborted", "release of %s aborted after the switch: active service back to %s", active, old)
-		st.StableRevision, st.CanaryRevision, st.AbortedRevision = old, active, active
-		st.ScaleDownRevision, st.ScaleDownAt = "", nil
+		d.switchBack("aborted by a user after the switch")
 		return *d, true
-	case !in.now.Before(st.ScaleDownAt.Time):
+	}
+	// A post-promotion analysis judges the new revision under production
+	// traffic; the old pods stay until it has passed, whatever the delay.
+	judged, running := true, ""
+	if bg := in.spec.Strategy.BlueGreen; bg != nil && bg.PostPromotionAnalysis != nil {
+		v, run, promoted := d.analysis(in, rolloutsv1alpha1.AnalysisKindPostPromotion, nil, active, bg.PostPromotionAnalysis)
+		switch v {
+		case verdictFailed:
+			st.AbortMessage = fmt.Sprintf("%s analysis %s %s: %s", run.Kind, run.Name, run.Phase, run.Message)
+			d.note(true, rolloutsv1alpha1.ReasonAnalysisFailed, "release of %s aborted after the switch: %s; active service back to %s", active, st.AbortMessage, old)
+			d.switchBack(st.AbortMessage)
+			return *d, true
+		case verdictInconclusive:
+			d.holdInconclusive(in, run)
+			judged = false
+		case verdictRunning:
+			judged, running = false, run.Name
+			d.waitAnalysis(run)
+		}
+		if promoted {
+			d.unpause(rolloutsv1alpha1.PauseReasonInconclusiveAnalysis)
+		}
+	}
+	if judged && !in.now.Before(st.ScaleDownAt.Time) {
 		st.ScaleDownRevision, st.ScaleDownAt = "", nil
 		return *d, true
 	}
@@ -120,8 +158,21 @@ func (d *decision) scaleDown(in planInput) (decision, bool) {
 	st.CanaryReadyReplicas, st.StableReadyReplicas = w.Counts.UpdatedReady, max(0, w.Counts.Ready-w.Counts.UpdatedReady)
 	st.DesiredWeight, st.VerifiedWeight = 100, ptr.To[int32](100)
 	d.stableSelects, d.canarySelects = active, active
-	d.requeueAfter = st.ScaleDownAt.Sub(in.now)
-	d.activity = rolloutsv1alpha1.ReasonPromoting
-	d.message = fmt.Sprintf("%s is active; the %d pods of %s stay until %s (abort switches back)", active, n, old, st.ScaleDownAt.UTC().Format(time.TimeOnly))
+	if judged {
+		d.requeueAfter = st.ScaleDownAt.Sub(in.now)
+		d.activity = rolloutsv1alpha1.ReasonPromoting
+		d.message = fmt.Sprintf("%s is active; the %d pods of %s stay until %s (abort switches back)", active, n, old, st.ScaleDownAt.UTC().Format(time.TimeOnly))
+	} else if running != "" {
+		d.message += fmt.Sprintf(": %s is active, the pods of %s stay until the analysis passes (abort switches back)", active, old)
+	}
 	return *d, false
+}
+
+// switchBack makes the old revision stable again after a blue-green
+// switch and aborts the new one.
+func (d *decision) switchBack(why string) {
+	st := &d.status
+	old, active := st.ScaleDownRevision, st.StableRevision
+	st.StableRevision, st.CanaryRevision, st.AbortedRevision, st.AbortMessage = old, active, active, why
+	st.ScaleDownRevision, st.ScaleDownAt = "", nil
 }

@@ -267,7 +267,7 @@ func TestValidation(t *testing.T) {
 	}{
 		{"two fields in a step", func(r *rolloutsv1alpha1.Rollout) {
 			r.Spec.Strategy.Canary.Steps = []rolloutsv1alpha1.CanaryStep{{SetWeight: ptr.To[int32](10), Pause: &rolloutsv1alpha1.PauseStep{}}}
-		}, []string{"steps[0]", "exactly one of setWeight, pause, setCanaryScale, setHeaderRoute or setMirrorRoute"}},
+		}, []string{"steps[0]", "exactly one of setWeight, pause, setCanaryScale, setHeaderRoute, setMirrorRoute or analysis"}},
 		{"header route without a router", func(r *rolloutsv1alpha1.Rollout) {
 			r.Spec.Strategy.Canary.Steps = []rolloutsv1alpha1.CanaryStep{{SetHeaderRoute: &rolloutsv1alpha1.SetHeaderRoute{Name: "beta"}}}
 		}, []string{"spec.strategy.canary", "need trafficRouting"}},
@@ -309,6 +309,17 @@ func TestValidation(t *testing.T) {
 		{"gateway API without routes", func(r *rolloutsv1alpha1.Rollout) {
 			r.Spec.Strategy.Canary.TrafficRouting = &rolloutsv1alpha1.TrafficRouting{GatewayAPI: &rolloutsv1alpha1.GatewayAPIRouting{}}
 		}, []string{"gatewayAPI", "at least one route"}},
+		{"analysis step without templates", func(r *rolloutsv1alpha1.Rollout) {
+			r.Spec.Strategy.Canary.Steps = []rolloutsv1alpha1.CanaryStep{{Analysis: &rolloutsv1alpha1.RolloutAnalysis{}}}
+		}, []string{"steps[0].analysis.templates"}},
+		{"analysis arg with a value and valueFrom", func(r *rolloutsv1alpha1.Rollout) {
+			r.Spec.Strategy.Canary.Steps = []rolloutsv1alpha1.CanaryStep{{Analysis: &rolloutsv1alpha1.RolloutAnalysis{
+				Templates: []rolloutsv1alpha1.AnalysisTemplateRef{{TemplateName: "t"}},
+				Args:      []rolloutsv1alpha1.Argument{{Name: "svc", Value: ptr.To("x"), ValueFrom: &rolloutsv1alpha1.ArgumentValueFrom{PodTemplateHashValue: ptr.To("Stable")}}}}}}
+		}, []string{"args[0]", "at most one of value or valueFrom"}},
+		{"canary maxUnavailable above 100%", func(r *rolloutsv1alpha1.Rollout) {
+			r.Spec.Strategy.Canary.MaxUnavailable = ptr.To(intstr.FromString("120%"))
+		}, []string{"spec.strategy.canary.maxUnavailable", "percentage from 0% to 100%"}},
 		{"negative pause", func(r *rolloutsv1alpha1.Rollout) {
 			r.Spec.Strategy.Canary.Steps = []rolloutsv1alpha1.CanaryStep{{Pause: &rolloutsv1alpha1.PauseStep{Duration: &metav1.Duration{Duration: -time.Second}}}}
 		}, []string{"duration", "must not be negative"}},

@@ -42,6 +42,9 @@ type planInput struct {
 	// made within progressDeadlineSeconds.
 	deadlineExceeded bool
 	now              time.Time
+	// name is the Rollout's name; runs are its AnalysisRuns by name.
+	name string
+	runs map[string]observedRun
 }
 
 // event is a transition worth an Event.
@@ -77,6 +80,9 @@ type decision struct {
 	events       []event
 	// actionDone: the pending action was handled and can be removed.
 	actionDone bool
+	// wantRuns are the AnalysisRuns the release needs now; running runs
+	// of the Rollout not among them are terminated.
+	wantRuns []wantRun
 }
 
 // shape is how many pods of each revision a step runs and the canary's
@@ -122,7 +128,7 @@ func decide(in planInput) decision {
 	switch in.action {
 	case rolloutsv1alpha1.ActionAbort:
 		if st.AbortedRevision != update {
-			st.AbortedRevision = update
+			st.AbortedRevision, st.AbortMessage = update, "aborted by a user"
 			d.note(true, "Aborted", "release of %s aborted by a user: traffic and pods back to %s", update, stable)
 		}
 	case rolloutsv1alpha1.ActionRetry:
@@ -133,7 +139,8 @@ func decide(in planInput) decision {
 	}
 	if st.AbortedRevision != update && in.deadlineExceeded && in.spec.ProgressDeadlineAbort {
 		st.AbortedRevision = update
-		d.note(true, "Aborted", "release of %s aborted: no progress within %ds", update, ptr.Deref(in.spec.ProgressDeadlineSeconds, 600))
+		st.AbortMessage = fmt.Sprintf("no progress within %ds", ptr.Deref(in.spec.ProgressDeadlineSeconds, 600))
+		d.note(true, "Aborted", "release of %s aborted: %s", update, st.AbortMessage)
 	}
 	if st.AbortedRevision == update {
 		return d.abort(in)
@@ -153,8 +160,9 @@ func (d *decision) startRelease(now time.Time, update string) {
 	st.StepStartedAt = &metav1.Time{Time: now}
 	st.PauseConditions = nil
 	st.PromoteFull = false
-	st.AbortedRevision = ""
+	st.AbortedRevision, st.AbortMessage = "", ""
 	st.ScaleDownRevision, st.ScaleDownAt = "", nil
+	st.AnalysisRuns = nil
 	d.progressed = true
 }
 
@@ -167,7 +175,7 @@ func (d *decision) steady(in planInput) decision {
 		d.progressed = true
 	}
 	st.CanaryRevision, st.CurrentStepIndex, st.StepStartedAt, st.ReleaseStartedAt = "", nil, nil, nil
-	st.PauseConditions, st.PromoteFull, st.AbortedRevision = nil, false, ""
+	st.PauseConditions, st.PromoteFull, st.AbortedRevision, st.AbortMessage = nil, false, "", ""
 	d.shapeTo(in, shape{stable: w.Replicas})
 	d.control = appsv1alpha1.RolloutControl{StableRevision: st.StableRevision}
 	st.CanaryReplicas, st.StableReplicas = 0, w.Replicas
@@ -191,13 +199,24 @@ func (d *decision) abort(in planInput) decision {
 	d.stableSelects, d.canarySelects = st.StableRevision, st.CanaryRevision
 	d.aborted = true
 	d.activity = rolloutsv1alpha1.ReasonAborted
-	d.message = fmt.Sprintf("release of %s aborted: %d/%d pods back on %s; retry it or release a new revision",
-		st.CanaryRevision, st.StableReadyReplicas, w.Replicas, st.StableRevision)
+	why := st.AbortMessage
+	if why == "" {
+		why = "aborted"
+	}
+	d.message = fmt.Sprintf("release of %s aborted (%s): %d/%d pods back on %s; retry it or release a new revision",
+		st.CanaryRevision, why, st.StableReadyReplicas, w.Replicas, st.StableRevision)
 	return *d
 }
 
 // release moves through the steps, then promotes.
 func (d *decision) release(in planInput) decision {
+	out := d.steps(in)
+	out.startBackground(in)
+	return out
+}
+
+// steps runs the canary steps from the current one.
+func (d *decision) steps(in planInput) decision {
 	st := &d.status
 	steps := in.spec.Strategy.Canary.Steps
 	d.stableSelects, d.canarySelects = st.StableRevision, st.CanaryRevision
@@ -210,13 +229,19 @@ func (d *decision) release(in planInput) decision {
 			d.note(false, "PromotedFull", "remaining steps skipped by a user: promoting %s", st.CanaryRevision)
 		}
 	case rolloutsv1alpha1.ActionPromote:
-		if int(i) < len(steps) {
+		// A promote at an inconclusive background analysis accepts it
+		// (background, below); elsewhere it ends the current step.
+		if int(i) < len(steps) && !d.inconclusiveBackground() {
 			d.note(false, "StepSkipped", "step %d promoted by a user", i)
 			i = d.advance(in.now, i)
 		}
 	}
 	if st.PromoteFull {
 		i = int32(len(steps))
+	}
+	if out, ok, _ := d.background(in, i); !ok {
+		st.CurrentStepIndex = ptr.To(i)
+		return out
 	}
 
 	if in.spec.Paused {
@@ -230,6 +255,7 @@ func (d *decision) release(in planInput) decision {
 			d.routesTo(in, int(i))
 		}
 		d.pause(in.now, rolloutsv1alpha1.PauseReasonUser, nil)
+		d.keepRuns()
 		d.activity, d.message = rolloutsv1alpha1.ReasonPausedUser, "paused by spec.paused at step "+fmt.Sprint(i)
 		st.CurrentStepIndex = ptr.To(i)
 		return *d
@@ -271,6 +297,26 @@ func (d *decision) release(in planInput) decision {
 			st.CurrentStepIndex = ptr.To(i)
 			return *d
 		}
+		if step.Analysis != nil {
+			// The analysis judges the canary the steps before it set up,
+			// once that is in place.
+			v, run, _ := d.analysis(in, rolloutsv1alpha1.AnalysisKindStep, ptr.To(i), st.CanaryRevision, step.Analysis)
+			st.CurrentStepIndex = ptr.To(i)
+			switch v {
+			case verdictFailed:
+				return d.failRelease(in, run)
+			case verdictInconclusive:
+				d.holdInconclusive(in, run)
+				return *d
+			case verdictRunning:
+				d.waitAnalysis(run)
+				return *d
+			}
+			d.unpause(rolloutsv1alpha1.PauseReasonInconclusiveAnalysis)
+			d.note(false, "StepCompleted", "step %d (analysis %s) completed", i, run.Name)
+			i = d.advance(in.now, i)
+			continue
+		}
 		d.note(false, "StepCompleted", "step %d completed: %d canary pods, weight %d%%", i, sh.canary, sh.weight)
 		i = d.advance(in.now, i)
 	}
@@ -302,6 +348,7 @@ func (d *decision) promote(in planInput) decision {
 // advance moves to the next step.
 func (d *decision) advance(now time.Time, i int32) int32 {
 	d.unpause(rolloutsv1alpha1.PauseReasonCanaryPauseStep)
+	d.unpause(rolloutsv1alpha1.PauseReasonInconclusiveAnalysis)
 	d.status.StepStartedAt = &metav1.Time{Time: now}
 	d.progressed = true
 	return i + 1
@@ -508,6 +555,9 @@ func (d *decision) shapeTo(in planInput, sh shape) {
 		CanaryRevision: st.CanaryRevision,
 		CanaryReplicas: canary,
 		StableReplicas: ptr.To(max(0, sh.stable-max(0, canary-sh.canary))),
+	}
+	if c := in.spec.Strategy.Canary; c != nil {
+		d.control.MaxUnavailable, d.control.MaxSurge = c.MaxUnavailable, c.MaxSurge
 	}
 	st.DesiredWeight = sh.weight
 	st.CanaryReplicas, st.StableReplicas = canary, *d.control.StableReplicas

@@ -153,12 +153,15 @@ type run struct {
 	routed bool
 	last   decision
 	events []string
+	// runs are the AnalysisRuns as the reconcile would observe them.
+	runs map[string]observedRun
 }
 
 func (r *run) step(action rolloutsv1alpha1.Action) decision {
 	r.t.Helper()
 	in := planInput{spec: r.spec, status: &r.status, workload: r.sim.workload(), action: action, now: r.now, routed: r.routed,
-		observedWeight: r.sim.routerWeight, weightVerified: r.sim.routerVerified, observedRoutes: r.sim.routes}
+		observedWeight: r.sim.routerWeight, weightVerified: r.sim.routerVerified, observedRoutes: r.sim.routes,
+		name: "web", runs: r.runs}
 	d := decide(in)
 	r.checkTraffic(in)
 	for _, e := range d.events {

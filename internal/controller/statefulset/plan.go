@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	"github.com/drover-dev/drover/internal/inplace"
@@ -79,6 +80,11 @@ type planInput struct {
 	partition int32
 	// maxUnavailable >= 1.
 	maxUnavailable int32
+	// control is the rollout control driving the set (nil when none or
+	// unusable). Its maxUnavailable, where set, replaces the one above,
+	// resolved against the set's positions (see limit). A StatefulSet
+	// does not surge: its maxSurge is ignored.
+	control *appsv1alpha1.RolloutControl
 	// onDelete: updateStrategy.type OnDelete.
 	onDelete bool
 	// paused: rollingUpdate.paused.
@@ -220,9 +226,31 @@ func (in *planInput) canInPlace(v *podView, m move) bool {
 	return in.inPlace(v.revision)
 }
 
+// limit returns the maxUnavailable a plan moves pods within: the set's
+// own, or the rollout control's when it sets one, resolved against the
+// set's replicas (its positions) as the set's own is.
+func (in *planInput) limit() int32 {
+	if in.control == nil || in.control.MaxUnavailable == nil {
+		return in.maxUnavailable
+	}
+	return scaledMaxUnavailable(in.control.MaxUnavailable, int32(len(in.ordinals)), in.maxUnavailable)
+}
+
+// scaledMaxUnavailable resolves a maxUnavailable against replicas:
+// a percentage rounds down, and the result is at least 1. A malformed
+// value gives def.
+func scaledMaxUnavailable(v *intstr.IntOrString, replicas, def int32) int32 {
+	n, err := intstr.GetScaledValueFromIntOrPercent(v, int(replicas), false)
+	if err != nil {
+		return def
+	}
+	return int32(max(n, 1))
+}
+
 // computePlan decides the creates, deletes and in-place updates of one
 // reconcile.
 func computePlan(in planInput) plan {
+	in.maxUnavailable = in.limit()
 	var p plan
 	byOrdinal := make(map[int32]*podView, len(in.pods))
 	for _, v := range in.pods {

@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
@@ -114,6 +115,68 @@ func TestComputePlanRolloutControl(t *testing.T) {
 	}
 }
 
+// limits sets the set's own maxUnavailable and the rollout control's
+// maxUnavailable and maxSurge ("" leaves one unset).
+func limits(own int32, maxUnavailable, maxSurge string) func(*planInput) {
+	return func(in *planInput) {
+		in.maxUnavailable = own
+		in.control = &appsv1alpha1.RolloutControl{StableRevision: "old"}
+		if maxUnavailable != "" {
+			in.control.MaxUnavailable = ptr.To(intstr.Parse(maxUnavailable))
+		}
+		if maxSurge != "" {
+			in.control.MaxSurge = ptr.To(intstr.Parse(maxSurge))
+		}
+	}
+}
+
+// TestComputePlanRolloutControlLimits: the control's maxUnavailable
+// replaces the set's own for the pods a step moves; a StatefulSet does not
+// surge, whatever the control's maxSurge.
+func TestComputePlanRolloutControlLimits(t *testing.T) {
+	parallel := func(in *planInput) { in.ordered = false }
+	five := func() planInput {
+		return controlled(3, 2, view(0, old), view(1, old), view(2, old), view(3, old), view(4, old))
+	}
+	cases := []struct {
+		name string
+		in   planInput
+		mods []func(*planInput)
+		want string
+	}{
+		{"the set's own maxUnavailable 1 moves one pod of a step of 3",
+			five(), []func(*planInput){parallel, limits(1, "", "")}, "~4"},
+		{"control maxUnavailable 3 over the set's 1: the step moves 3 at once",
+			five(), []func(*planInput){parallel, limits(1, "3", "")}, "~4 ~3 ~2"},
+		{"control maxUnavailable 1 under the set's 3: one at a time",
+			five(), []func(*planInput){parallel, limits(3, "1", "")}, "~4"},
+		{"control maxUnavailable 60% of 5 replicas is 3",
+			five(), []func(*planInput){parallel, limits(1, "60%", "")}, "~4 ~3 ~2"},
+		{"control maxUnavailable as a percentage rounds down: 50% of 5 is 2",
+			five(), []func(*planInput){parallel, limits(1, "50%", "")}, "~4 ~3"},
+		{"control maxUnavailable 0 is at least 1",
+			five(), []func(*planInput){parallel, limits(3, "0", "")}, "~4"},
+		{"a control that sets no maxUnavailable keeps the set's own",
+			five(), []func(*planInput){parallel, limits(2, "", "")}, "~4 ~3"},
+		{"control maxSurge is ignored: nothing is created above the replicas",
+			five(), []func(*planInput){parallel, limits(1, "", "3")}, "~4"},
+		{"control maxUnavailable 3 also bounds an abort's returns",
+			controlled(0, 5, view(0, old), view(1, old), view(2), view(3), view(4)),
+			[]func(*planInput){parallel, limits(1, "3", "")}, "<4 <3 <2"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := tc.in
+			for _, m := range tc.mods {
+				m(&in)
+			}
+			if got := ctlSummary(computePlan(in)); got != tc.want {
+				t.Errorf("plan %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestSettledUnderRolloutControl(t *testing.T) {
 	in := controlled(1, 2)
 	settled := in.settled()
@@ -173,5 +236,32 @@ func TestDesiredShape(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%s: got %s, want %s", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestDesiredShapeCarriesControlLimits: the control reaches the planner
+// (planInput.control) through the shape, and an unusable one does not.
+func TestDesiredShapeCarriesControlLimits(t *testing.T) {
+	history := []*appsv1.ControllerRevision{
+		{ObjectMeta: metav1.ObjectMeta{Name: "old"}}, {ObjectMeta: metav1.ObjectMeta{Name: "new"}},
+	}
+	tpl := podcontrol.NewTemplates(history, history[1])
+	set := func(annotation string) *appsv1alpha1.StatefulSet {
+		return &appsv1alpha1.StatefulSet{
+			ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{appsv1alpha1.AnnotationRolloutControl: annotation}},
+			Spec:       appsv1alpha1.StatefulSetSpec{Replicas: ptr.To[int32](5)},
+		}
+	}
+	sh := desiredShape(set(`{"stableRevision":"old","canaryRevision":"new","canaryReplicas":3,"maxUnavailable":"60%"}`), resolved{maxUnavailable: 1}, tpl)
+	if sh.control == nil || sh.control.MaxUnavailable == nil || sh.control.MaxUnavailable.String() != "60%" {
+		t.Fatalf("shape control %+v, want maxUnavailable 60%%", sh.control)
+	}
+	in := controlled(3, 2, view(0, old), view(1, old), view(2, old), view(3, old), view(4, old))
+	in.ordered, in.control = false, sh.control
+	if got := ctlSummary(computePlan(in)); got != "~4 ~3 ~2" {
+		t.Errorf("plan %q, want 60%% of 5 = 3 moves", got)
+	}
+	if sh := desiredShape(set(`{"stableRevision":"gone","canaryReplicas":3,"maxUnavailable":3}`), resolved{maxUnavailable: 1}, tpl); sh.control != nil {
+		t.Errorf("an unusable control reached the shape: %+v", sh.control)
 	}
 }

@@ -87,9 +87,7 @@ func resolve(set *appsv1alpha1.StatefulSet, replicas int32) resolved {
 		}
 	}
 	if ru.MaxUnavailable != nil {
-		if n, err := intstr.GetScaledValueFromIntOrPercent(ru.MaxUnavailable, int(replicas), false); err == nil {
-			s.maxUnavailable = int32(max(n, 1))
-		}
+		s.maxUnavailable = scaledMaxUnavailable(ru.MaxUnavailable, replicas, s.maxUnavailable)
 	}
 	if ru.MinReadySeconds != nil {
 		s.minReady = *ru.MinReadySeconds
@@ -114,6 +112,9 @@ type shape struct {
 	// stable is the rollout's stable revision when it differs from the
 	// update revision: pods below the partition run it.
 	stable string
+	// control is the rollout control (nil when none or unusable): the
+	// planner takes its maxUnavailable when it sets one.
+	control *appsv1alpha1.RolloutControl
 	// controlErr is an unusable control annotation: the set holds its
 	// update (paused) with the spec's shape until it is fixed.
 	controlErr error
@@ -139,7 +140,7 @@ func desiredShape(set *appsv1alpha1.StatefulSet, s resolved, t *podcontrol.Templ
 		return sh
 	}
 	updated, stable := ctl.Targets(replicas, t.Update().Name)
-	sh = shape{replicas: updated + stable, partition: stable}
+	sh = shape{replicas: updated + stable, partition: stable, control: &ctl}
 	if ctl.StableRevision != t.Update().Name {
 		sh.stable = ctl.StableRevision
 	}
@@ -189,6 +190,7 @@ func (r *Reconciler) sync(ctx context.Context, set *appsv1alpha1.StatefulSet, o 
 		ordinals:       res.ordinals,
 		partition:      sh.partition,
 		maxUnavailable: s.maxUnavailable,
+		control:        sh.control,
 		onDelete:       s.onDelete,
 		paused:         sh.paused,
 		policy:         s.policy,
