@@ -4,6 +4,10 @@
 // (appsv1alpha1.RolloutControl) through which the Rollout says how many
 // pods of each revision the workload runs. The workload's own controller
 // does the pod work; the Rollout never touches pods.
+//
+// An apps/v1 Deployment has no such annotation-aware controller: the
+// Rollout keeps it paused and runs the canary in a ReplicaSet of its own,
+// which it hands to the Deployment at promotion (deployment.go).
 package target
 
 import (
@@ -12,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,7 +26,8 @@ import (
 	"github.com/drover-dev/drover/internal/revision"
 )
 
-// Counts are a workload's pods as its status reports them.
+// Counts are a workload's pods as its status reports them (a Deployment's:
+// effective counts, see fromDeployment).
 type Counts struct {
 	// Replicas are the pods that exist, Ready those ready.
 	Replicas, Ready int32
@@ -29,8 +35,18 @@ type Counts struct {
 	Updated, UpdatedReady int32
 }
 
+// Kinds of targets.
+const (
+	KindCloneSet    = "CloneSet"
+	KindStatefulSet = "StatefulSet"
+	KindDaemonSet   = "DaemonSet"
+	KindDeployment  = "Deployment"
+)
+
 // Workload is a snapshot of a Rollout's target.
 type Workload struct {
+	// Kind is the target's kind (KindCloneSet...).
+	Kind string
 	// Object is the cache's object: read it, do not modify it.
 	Object client.Object
 	// Replicas is the number of pods the workload's spec asks for (a
@@ -53,29 +69,35 @@ type Workload struct {
 	// Control is the workload's rollout control annotation, when set.
 	Control    *appsv1alpha1.RolloutControl
 	ControlErr error
+
+	// replicaSets are a Deployment's ReplicaSets (nil for other kinds).
+	replicaSets *replicaSets
 }
 
 // Get reads the target of a Rollout. A missing workload is returned as the
 // API's NotFound error.
 func Get(ctx context.Context, c client.Reader, namespace string, ref rolloutsv1alpha1.TargetRef) (*Workload, error) {
 	key := types.NamespacedName{Namespace: namespace, Name: ref.Name}
+	if ref.APIVersion == appsv1.SchemeGroupVersion.String() && ref.Kind == KindDeployment {
+		return getDeployment(ctx, c, key)
+	}
 	if ref.APIVersion != appsv1alpha1.GroupVersion.String() {
 		return nil, fmt.Errorf("targetRef %s %s: %w", ref.APIVersion, ref.Kind, ErrUnsupported)
 	}
 	switch ref.Kind {
-	case "CloneSet":
+	case KindCloneSet:
 		var cs appsv1alpha1.CloneSet
 		if err := c.Get(ctx, key, &cs); err != nil {
 			return nil, fmt.Errorf("reading CloneSet %s: %w", key, err)
 		}
 		return fromCloneSet(&cs), nil
-	case "StatefulSet":
+	case KindStatefulSet:
 		var set appsv1alpha1.StatefulSet
 		if err := c.Get(ctx, key, &set); err != nil {
 			return nil, fmt.Errorf("reading StatefulSet %s: %w", key, err)
 		}
 		return fromStatefulSet(&set), nil
-	case "DaemonSet":
+	case KindDaemonSet:
 		var ds appsv1alpha1.DaemonSet
 		if err := c.Get(ctx, key, &ds); err != nil {
 			return nil, fmt.Errorf("reading DaemonSet %s: %w", key, err)
@@ -91,6 +113,7 @@ var ErrUnsupported = errors.New("kind not supported yet")
 
 func fromCloneSet(cs *appsv1alpha1.CloneSet) *Workload {
 	w := &Workload{
+		Kind:            KindCloneSet,
 		Object:          cs,
 		CaughtUp:        cs.Status.ObservedGeneration == cs.Generation && cs.Status.UpdateRevision != "",
 		CurrentRevision: cs.Status.CurrentRevision,
@@ -117,6 +140,7 @@ func fromCloneSet(cs *appsv1alpha1.CloneSet) *Workload {
 // labels its pods apps.drover.dev/statefulset=<name>.
 func fromStatefulSet(set *appsv1alpha1.StatefulSet) *Workload {
 	w := &Workload{
+		Kind:            KindStatefulSet,
 		Object:          set,
 		CaughtUp:        set.Status.ObservedGeneration == set.Generation && set.Status.UpdateRevision != "",
 		CurrentRevision: set.Status.CurrentRevision,
@@ -147,6 +171,7 @@ func fromStatefulSet(set *appsv1alpha1.StatefulSet) *Workload {
 // becomes available after minReadySeconds).
 func fromDaemonSet(ds *appsv1alpha1.DaemonSet) *Workload {
 	w := &Workload{
+		Kind:            KindDaemonSet,
 		Object:          ds,
 		Replicas:        ds.Status.DesiredNumberScheduled,
 		CaughtUp:        ds.Status.ObservedGeneration == ds.Generation && ds.Status.UpdateRevision != "",
@@ -175,8 +200,31 @@ func (w *Workload) readControl() {
 }
 
 // SetControl writes the rollout control annotation on the workload (nil
-// removes it), unless it already says the same.
+// removes it), unless it already says the same. On a Deployment it also
+// keeps the Deployment paused and runs the canary ReplicaSet the control
+// asks for (setDeploymentControl).
 func SetControl(ctx context.Context, c client.Client, w *Workload, ctl *appsv1alpha1.RolloutControl) error {
+	if w.Kind == KindDeployment {
+		return setDeploymentControl(ctx, c, w, ctl)
+	}
+	return setControlAnnotation(ctx, c, w, ctl)
+}
+
+// Release hands the workload back when Rollout rollout is deleted: its
+// control annotation is removed; a Deployment also gets its canary
+// ReplicaSet handed over or deleted and is unpaused if the Rollout paused
+// it (releaseDeployment).
+func Release(ctx context.Context, c client.Client, w *Workload, rollout string) error {
+	if w.Kind == KindDeployment {
+		return releaseDeployment(ctx, c, w, rollout)
+	}
+	if w.Control == nil || w.Control.Rollout != rollout {
+		return nil
+	}
+	return setControlAnnotation(ctx, c, w, nil)
+}
+
+func setControlAnnotation(ctx context.Context, c client.Client, w *Workload, ctl *appsv1alpha1.RolloutControl) error {
 	cur, has := w.Object.GetAnnotations()[appsv1alpha1.AnnotationRolloutControl]
 	var value any // JSON null removes the annotation in a merge patch
 	if ctl != nil {

@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -90,6 +91,9 @@ func TestGet(t *testing.T) {
 	if err := appsv1alpha1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
 	objs := []client.Object{
 		&appsv1alpha1.CloneSet{ObjectMeta: meta("cs"), Spec: appsv1alpha1.CloneSetSpec{Template: template("cs:1")}},
 		&appsv1alpha1.StatefulSet{ObjectMeta: meta("sts"), Spec: appsv1alpha1.StatefulSetSpec{Template: template("sts:1")}},
@@ -109,9 +113,12 @@ func TestGet(t *testing.T) {
 	if _, err := Get(context.Background(), c, "ns", rolloutsv1alpha1.TargetRef{APIVersion: apps, Kind: "StatefulSet", Name: "missing"}); !apierrors.IsNotFound(err) {
 		t.Errorf("missing StatefulSet: %v, want NotFound", err)
 	}
+	if _, err := Get(context.Background(), c, "ns", rolloutsv1alpha1.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"}); !apierrors.IsNotFound(err) {
+		t.Errorf("missing Deployment: %v, want NotFound", err)
+	}
 	for _, ref := range []rolloutsv1alpha1.TargetRef{
-		{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"},
 		{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "sts"},
+		{APIVersion: "apps/v1", Kind: "DaemonSet", Name: "ds"},
 	} {
 		if _, err := Get(context.Background(), c, "ns", ref); !errors.Is(err, ErrUnsupported) {
 			t.Errorf("%s %s: %v, want ErrUnsupported", ref.APIVersion, ref.Kind, err)

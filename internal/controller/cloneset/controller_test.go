@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -325,9 +326,16 @@ func TestAdoptsMatchingOrphans(t *testing.T) {
 	if err := k8s.Create(ctx, cs); err != nil {
 		t.Fatal(err)
 	}
+	// The controller may see the CloneSet before its cache holds the
+	// orphan: it then creates two pods, adopts the orphan on the next
+	// reconcile and scales the surplus down, the unready old-revision
+	// orphan first. Either way the orphan was adopted: a controller only
+	// deletes pods it controls.
 	eventually(t, "adoption", func() (bool, string) {
 		p := &corev1.Pod{}
-		_ = k8s.Get(ctx, client.ObjectKeyFromObject(orphan), p)
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(orphan), p); apierrors.IsNotFound(err) {
+			return true, ""
+		}
 		return metav1.IsControlledBy(p, cs), fmt.Sprint(p.OwnerReferences)
 	})
 	podCountStays(t, cs, 2, 500*time.Millisecond, "the adopted pod counts toward replicas")

@@ -14,9 +14,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -48,6 +50,8 @@ import (
 // +kubebuilder:rbac:groups=apps.drover.dev,resources=clonesets,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=apps.drover.dev,resources=statefulsets,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=apps.drover.dev,resources=daemonsets,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;patch;update
+// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch;create;patch;update;delete
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes;grpcroutes,verbs=get;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -103,9 +107,12 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 	return builder.ControllerManagedBy(mgr).
 		For(&rolloutsv1alpha1.Rollout{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&rolloutsv1alpha1.AnalysisRun{}).
 		Watches(&appsv1alpha1.CloneSet{}, handler.EnqueueRequestsFromMapFunc(r.forWorkload(appsv1alpha1.GroupVersion.String(), "CloneSet"))).
 		Watches(&appsv1alpha1.StatefulSet{}, handler.EnqueueRequestsFromMapFunc(r.forWorkload(appsv1alpha1.GroupVersion.String(), "StatefulSet"))).
 		Watches(&appsv1alpha1.DaemonSet{}, handler.EnqueueRequestsFromMapFunc(r.forWorkload(appsv1alpha1.GroupVersion.String(), "DaemonSet"))).
+		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.forWorkload(appsv1.SchemeGroupVersion.String(), target.KindDeployment))).
+		Watches(&appsv1.ReplicaSet{}, handler.EnqueueRequestsFromMapFunc(r.forReplicaSet)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, opts.MaxConcurrentReconciles)}).
 		Named("rollout").
 		Complete(r)
@@ -180,8 +187,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err != nil {
 		return r.stall(ctx, &ro, rolloutsv1alpha1.ReasonInvalidSpec, err.Error())
 	}
+	runs, err := r.listRuns(ctx, &ro)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
 	in := planInput{
 		spec: &ro.Spec, status: &ro.Status, workload: w, now: r.Clock.Now(),
+		name: ro.Name, runs: observedRuns(runs),
 		action:           rolloutsv1alpha1.Action(ro.Annotations[rolloutsv1alpha1.AnnotationAction]),
 		routed:           len(routers) > 0,
 		deadlineExceeded: deadlineExceeded(&ro),
@@ -191,9 +203,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		in.observedWeight, in.weightVerified, in.observedRoutes, routerErr = observe(ctx, routers)
 	}
 	d := decide(in)
+	failed, runErr := r.syncRuns(ctx, &ro, d.wantRuns, runs, &d.status)
+	if len(failed) > 0 {
+		// An analysis that cannot even start is an error: decide again
+		// knowing it (the release aborts rather than go on unjudged).
+		maps.Copy(in.runs, failed)
+		d = decide(in)
+		_, err := r.syncRuns(ctx, &ro, d.wantRuns, runs, &d.status)
+		runErr = errors.Join(runErr, err)
+	}
 	d.status.StableService, d.status.CanaryService = svcs.Stable, svcs.Canary
 
-	applyErr := errors.Join(routerErr, r.apply(ctx, &ro, w, svcs, routers, &d))
+	applyErr := errors.Join(routerErr, runErr, r.apply(ctx, &ro, w, svcs, routers, &d))
 	for _, e := range d.events {
 		kind := corev1.EventTypeNormal
 		if e.warning {
@@ -292,7 +313,9 @@ func (r *Reconciler) clearAction(ctx context.Context, ro *rolloutsv1alpha1.Rollo
 
 // finalize hands the workload back: routes to stable, users' Services
 // without the revision label, the control annotation removed (the
-// workload's own update strategy takes over).
+// workload's own update strategy takes over); a Deployment is unpaused if
+// the Rollout paused it, and gets its canary ReplicaSet if it is complete
+// (else the ReplicaSet is deleted).
 func (r *Reconciler) finalize(ctx context.Context, ro *rolloutsv1alpha1.Rollout) error {
 	if !controllerutil.ContainsFinalizer(ro, finalizer) {
 		return nil
@@ -309,10 +332,8 @@ func (r *Reconciler) finalize(ctx context.Context, ro *rolloutsv1alpha1.Rollout)
 	w, err := target.Get(ctx, r.Client, ro.Namespace, ro.Spec.TargetRef)
 	switch {
 	case err == nil:
-		if w.Control != nil && w.Control.Rollout == ro.Name {
-			if err := target.SetControl(ctx, r.Client, w, nil); err != nil {
-				return err
-			}
+		if err := target.Release(ctx, r.Client, w, ro.Name); err != nil {
+			return err
 		}
 		for _, name := range []string{svcs.Stable, svcs.Canary} {
 			if err := r.releaseService(ctx, ro, name, w.RevisionLabel); err != nil {
