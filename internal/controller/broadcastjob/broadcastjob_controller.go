@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	"github.com/drover-dev/drover/internal/podcontrol"
 	"github.com/drover-dev/drover/internal/workload"
 )
 
@@ -164,6 +165,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 
 	in, timing := r.planInput(job, o, now)
 	p := computePlan(in)
+	if in.young && p.desired == 0 && p.phase == appsv1alpha1.BroadcastJobRunning {
+		// Fits no node yet: look again when it is no longer young.
+		timing.wait = podcontrol.MinPositive(timing.wait, job.CreationTimestamp.Add(noNodeSettle).Sub(now))
+	}
 	ctrl.LoggerFrom(ctx).V(1).Info("plan", "phase", p.phase, "desired", p.desired, "create", len(p.create),
 		"deletes", len(p.deletes), "active", p.active, "succeeded", p.succeeded, "failed", p.failed)
 

@@ -2,6 +2,7 @@ package broadcastjob
 
 import (
 	"sort"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -65,7 +66,15 @@ type planInput struct {
 	// finished is the job's final phase (Completed or Failed) once reached,
 	// "" before: a finished job only deletes pods still running.
 	finished appsv1alpha1.BroadcastJobPhase
+	// young: the job was created less than noNodeSettle ago. A young job
+	// that fits no node does not complete yet: the node cache may not show
+	// a label applied just before the job was created.
+	young bool
 }
+
+// noNodeSettle is how long a job that fits no node waits before it
+// completes without running.
+const noNodeSettle = 5 * time.Second
 
 // deleteReason says why the plan deletes a pod.
 type deleteReason string
@@ -310,7 +319,7 @@ func computePlan(in planInput) plan {
 		p.phase = appsv1alpha1.BroadcastJobPaused
 		return p
 	}
-	if allDone && in.completion != appsv1alpha1.NeverBroadcastJobCompletionPolicyType {
+	if allDone && in.completion != appsv1alpha1.NeverBroadcastJobCompletionPolicyType && (p.desired > 0 || !in.young) {
 		p.phase = appsv1alpha1.BroadcastJobCompleted
 		stopAll() // crash-looping OnFailure pods of failed nodes
 		return p

@@ -140,9 +140,19 @@ func TestComputePlan(t *testing.T) {
 			create: []string{"c"}, phase: phRunning, counts: [4]int32{3, 0, 2, 0},
 		},
 		{
-			name:  "no node fits: completed at once",
+			name:  "no node fits: completed",
 			in:    planInput{nodes: unfit(nodes("a"), "a")},
 			phase: phCompleted, counts: [4]int32{0, 0, 0, 0}, allDone: true,
+		},
+		{
+			name:  "no node fits a young job: not completed yet (the node cache may lag a label)",
+			in:    planInput{nodes: unfit(nodes("a"), "a"), young: true},
+			phase: phRunning, counts: [4]int32{0, 0, 0, 0}, allDone: true,
+		},
+		{
+			name:  "a young job that fits nodes completes as soon as they are done",
+			in:    planInput{nodes: nodes("a"), pods: []podInfo{ok("p1", "a")}, young: true},
+			phase: phCompleted, counts: [4]int32{1, 0, 1, 0}, allDone: true,
 		},
 		{
 			name: "Continue: failed nodes counted, the job completes",

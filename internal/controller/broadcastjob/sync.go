@@ -138,6 +138,7 @@ func (r *Reconciler) planInput(job *appsv1alpha1.BroadcastJob, o *observed, now 
 	if left := ttlLeft(job, now); left > 0 {
 		t.wait = left
 	}
+	in.young = in.finished == "" && now.Sub(job.CreationTimestamp.Time) < noNodeSettle
 	return in, t
 }
 
