@@ -26,7 +26,8 @@ const AnnotationRolloutControl = "apps.drover.dev/rollout-control"
 //     maxSurge, or the control's where it sets them;
 //   - treats an update revision that is neither stableRevision nor
 //     canaryRevision as not yet released: no pod moves to it until the
-//     Rollout names it canaryRevision;
+//     Rollout names it canaryRevision, except the previous canary's pods
+//     when the template changes mid-release (Targets);
 //   - moves pods of any other revision to stableRevision.
 //
 // The partition, the surge and the paused flag of the workload's own
@@ -115,19 +116,22 @@ func (c RolloutControl) String() string {
 
 // Targets resolves the control against the workload's replicas and its
 // update revision: how many pods the update revision and the stable
-// revision should have. An update revision the Rollout has not released yet
-// gets no pods; one equal to the stable revision gets them all.
+// revision should have. One equal to the stable revision gets them all.
+// An update revision the Rollout has not released yet gets no pods, with
+// one exception: when the template changes mid-release, the pods the
+// control gave the previous canary move straight to the newest revision
+// (one restart, no more pods than the canary had), as the Rollout is about
+// to release it from its first step anyway.
 func (c RolloutControl) Targets(replicas int32, updateRevision string) (updated, stable int32) {
-	canary := c.CanaryReplicas
-	switch updateRevision {
-	case c.StableRevision:
-		return replicas, 0
-	case c.CanaryRevision:
-	default:
-		canary = 0
-	}
+	stable = max(0, replicas-c.CanaryReplicas)
 	if c.StableReplicas != nil {
-		return canary, *c.StableReplicas
+		stable = *c.StableReplicas
 	}
-	return canary, max(0, replicas-canary)
+	switch {
+	case updateRevision == c.StableRevision:
+		return replicas, 0
+	case updateRevision == c.CanaryRevision || c.CanaryRevision != "":
+		return c.CanaryReplicas, stable
+	}
+	return 0, max(stable, min(replicas, stable+c.CanaryReplicas))
 }

@@ -75,3 +75,30 @@ func equalIntOrString(a, b *intstr.IntOrString) bool {
 	}
 	return *a == *b
 }
+
+func TestTargets(t *testing.T) {
+	four := int32(4)
+	for _, c := range []struct {
+		name            string
+		ctl             appsv1alpha1.RolloutControl
+		replicas        int32
+		update          string
+		updated, stable int32
+	}{
+		{"canary of a partition", appsv1alpha1.RolloutControl{StableRevision: "a", CanaryRevision: "b", CanaryReplicas: 1}, 5, "b", 1, 4},
+		{"stable revision gets all", appsv1alpha1.RolloutControl{StableRevision: "a", CanaryRevision: "b", CanaryReplicas: 1}, 5, "a", 5, 0},
+		{"canary on top of a full stable side", appsv1alpha1.RolloutControl{StableRevision: "a", CanaryRevision: "b", CanaryReplicas: 2, StableReplicas: &four}, 4, "b", 2, 4},
+		// Before any release: a new revision gets no pod until the
+		// Rollout releases it.
+		{"unreleased revision gets no pod", appsv1alpha1.RolloutControl{StableRevision: "a"}, 5, "c", 0, 5},
+		// A template changed mid-release: the previous canary's pods move
+		// to the newest revision (not deleted and created again), no more.
+		{"new revision mid-release takes the canary's pods", appsv1alpha1.RolloutControl{StableRevision: "a", CanaryRevision: "b", CanaryReplicas: 1, StableReplicas: &four}, 5, "c", 1, 4},
+		{"new revision after an abort gets no pod", appsv1alpha1.RolloutControl{StableRevision: "a", CanaryRevision: "b", CanaryReplicas: 0}, 5, "c", 0, 5},
+	} {
+		updated, stable := c.ctl.Targets(c.replicas, c.update)
+		if updated != c.updated || stable != c.stable {
+			t.Errorf("%s: Targets = %d, %d; want %d, %d", c.name, updated, stable, c.updated, c.stable)
+		}
+	}
+}

@@ -346,7 +346,10 @@ func planReturn(in planInput, p *plan, pods []*podView, surplus int32, b *budget
 	slices.Reverse(order)
 	for _, v := range order {
 		switch {
-		case taken[v] || v.returning || v.updating || v.revision == in.stable:
+		// A pod whose update to the canary is written but has not
+		// finished (its new container may never become ready) is sent
+		// back too: the engine retargets an update in flight.
+		case taken[v] || v.returning || (v.updating && !v.updated) || v.revision == in.stable:
 			continue
 		case v.updated && surplus <= 0:
 			continue

@@ -53,15 +53,20 @@ func TestComputePlanRolloutControl(t *testing.T) {
 			want: plWant{returns: plNames("n", 1)},
 		},
 		{
+			name: "abort: a canary pod whose update never finishes (its container never ready) returns too",
+			in:   plControlled(0, 4, plViews("o", plRevOld, 3), plViews("s", plRevNew, 1, "updating")),
+			want: plWant{returns: []string{"s0"}},
+		},
+		{
 			name: "unavailable canary pods return for free",
 			in: plControlled(0, 4, plViews("o", plRevOld, 2), plViews("a", plRevNew, 1),
 				plViews("u", plRevNew, 1, "unavailable")),
 			want: plWant{returns: []string{"u0"}},
 		},
 		{
-			name: "a new revision not yet released: an old canary's pods go back to stable",
-			// plRevStray was the canary; the update revision plRevNew gets
-			// no pods until the rollout names it.
+			name: "no pod for the update revision: pods of a third revision go back to stable",
+			// plRevStray was the canary of an aborted release; the update
+			// revision plRevNew gets no pods (Targets gave it none).
 			in: plWith(plControlled(0, 4, plViews("o", plRevOld, 2), plViews("s", plRevStray, 2)),
 				func(in *planInput) { in.maxUnavailable = 2 }),
 			want: plWant{returns: plNames("s", 1, 0)},

@@ -212,6 +212,14 @@ func (d *decision) abort(in planInput) decision {
 func (d *decision) release(in planInput) decision {
 	out := d.steps(in)
 	out.startBackground(in)
+	if w := in.workload; in.routed && (w.UpdateRevision != out.status.CanaryRevision || w.Counts.UpdatedReady == 0) {
+		// The canary revision has no ready pod yet (a release that just
+		// started, or restarted on a newer revision while the router
+		// still sends the previous canary its weight): the canary
+		// Service selects the stable pods until it has one, so no
+		// request finds an empty Service.
+		out.canarySelects = out.status.StableRevision
+	}
 	return out
 }
 
@@ -540,6 +548,10 @@ func (d *decision) shapeTo(in planInput, sh shape) {
 	if in.routed {
 		cur := in.observedWeight
 		switch {
+		case weight > 0 && (c.UpdatedReady == 0 || in.workload.UpdateRevision != st.CanaryRevision):
+			// No ready pod of the canary revision (a release restarted on
+			// a newer revision): no weight until it has one.
+			weight = 0
 		case weight > cur && (c.Updated < canary || c.UpdatedReady < canary):
 			weight = cur
 		case weight < cur || (weight == cur && !in.weightVerified) || c.Updated > canary:

@@ -196,7 +196,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		name: ro.Name, runs: observedRuns(runs),
 		action:           rolloutsv1alpha1.Action(ro.Annotations[rolloutsv1alpha1.AnnotationAction]),
 		routed:           len(routers) > 0,
-		deadlineExceeded: deadlineExceeded(&ro),
+		deadlineExceeded: deadlineExceeded(&ro.Status),
 	}
 	var routerErr error
 	if in.routed {
@@ -225,6 +225,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	wait, err := r.writeStatus(ctx, &ro, &d, applyErr)
 	if err != nil {
 		return reconcile.Result{}, errors.Join(applyErr, err)
+	}
+	if ro.Spec.ProgressDeadlineAbort && !in.deadlineExceeded && !d.aborted && deadlineExceeded(&d.status) {
+		// The deadline passed in this reconcile: the next one aborts,
+		// and no event would bring it (its own status write does not).
+		wait = podcontrol.MinPositive(wait, time.Millisecond)
 	}
 	r.metrics.record(&ro, &d, func() float64 { return float64(r.Clock.Now().Unix()) })
 	if d.actionDone {
@@ -374,9 +379,9 @@ func (r *Reconciler) stall(ctx context.Context, ro *rolloutsv1alpha1.Rollout, re
 	return reconcile.Result{}, nil
 }
 
-// deadlineExceeded reports whether the last status said the progress
-// deadline passed.
-func deadlineExceeded(ro *rolloutsv1alpha1.Rollout) bool {
-	c := meta.FindStatusCondition(ro.Status.Conditions, rolloutsv1alpha1.ConditionProgressing)
+// deadlineExceeded reports whether a status says the progress deadline
+// passed.
+func deadlineExceeded(st *rolloutsv1alpha1.RolloutStatus) bool {
+	c := meta.FindStatusCondition(st.Conditions, rolloutsv1alpha1.ConditionProgressing)
 	return c != nil && c.Status == metav1.ConditionFalse && c.Reason == rolloutsv1alpha1.ReasonProgressDeadlineExceeded
 }

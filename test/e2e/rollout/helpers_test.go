@@ -30,6 +30,7 @@ import (
 	"github.com/drover-dev/drover/internal/demoapp"
 	"github.com/drover-dev/drover/internal/podstate"
 	"github.com/drover-dev/drover/internal/revision"
+	"github.com/drover-dev/drover/internal/target"
 	"github.com/drover-dev/drover/internal/traefik"
 	"github.com/drover-dev/drover/test/e2e/framework"
 )
@@ -907,4 +908,526 @@ func (e *env) assertNoErrors(b *background, during string) *tally {
 		e.t.Errorf("during %s the background client sent no request", during)
 	}
 	return got
+}
+
+// ---------------------------------------------------------------------
+// Stories on any workload kind and size (stories_test.go,
+// workloads_test.go): the helpers above assume a CloneSet of replicas
+// pods; these take the kind and the pod count of the story.
+// ---------------------------------------------------------------------
+
+// Workload kinds a story releases.
+const (
+	kindCloneSet    = "CloneSet"
+	kindStatefulSet = "StatefulSet"
+	kindDaemonSet   = "DaemonSet"
+)
+
+const imageV3 = "demo:v3"
+
+// story is a release of a workload of kind with n pods (a DaemonSet: one
+// on each of the suite's n nodes), labelled app=<name>, behind the env's
+// Traefik.
+type story struct {
+	*env
+	kind string
+	n    int
+	wl   client.Object
+}
+
+// newStory starts an env and creates the workload (n pods of demo:v1,
+// updated in place), the HTTPRoute sending everything to the stable
+// Service and the Rollout with steps (tweak changes it before it is
+// created); then waits until the Rollout is Healthy with weight 0
+// verified and every pod answers.
+func newStory(t *testing.T, name, kind string, n int, steps []rolloutsv1alpha1.CanaryStep, tweak ...func(*rolloutsv1alpha1.Rollout)) *story {
+	t.Helper()
+	s := &story{env: newEnv(t, name), kind: kind, n: n}
+	e := s.env
+	selector := &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}}
+	template := corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "app", Image: imageV1,
+			Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: podPort}},
+		}}},
+	}
+	half := ptr.To(intstr.FromString("50%"))
+	objMeta := metav1.ObjectMeta{Namespace: e.ns, Name: name}
+	switch kind {
+	case kindCloneSet:
+		e.cs = &appsv1alpha1.CloneSet{ObjectMeta: objMeta, Spec: appsv1alpha1.CloneSetSpec{
+			Replicas: ptr.To(int32(n)), Selector: selector, Template: template,
+			UpdateStrategy: appsv1alpha1.CloneSetUpdateStrategy{
+				Type: appsv1alpha1.InPlaceIfPossibleCloneSetUpdateStrategyType, MaxUnavailable: half,
+			},
+		}}
+		s.wl = e.cs
+	case kindStatefulSet:
+		s.wl = &appsv1alpha1.StatefulSet{ObjectMeta: objMeta, Spec: appsv1alpha1.StatefulSetSpec{
+			Replicas: ptr.To(int32(n)), Selector: selector, Template: template,
+			PodManagementPolicy: appsv1alpha1.ParallelPodManagement,
+			UpdateStrategy: appsv1alpha1.StatefulSetUpdateStrategy{
+				Type: appsv1alpha1.RollingUpdateStatefulSetStrategyType,
+				RollingUpdate: &appsv1alpha1.RollingUpdateStatefulSetStrategy{
+					PodUpdatePolicy: appsv1alpha1.InPlaceIfPossibleStatefulSetPodUpdatePolicy, MaxUnavailable: half,
+				},
+			},
+		}}
+	case kindDaemonSet:
+		var nodes corev1.NodeList
+		if err := framework.Client().List(e.ctx, &nodes); err != nil {
+			t.Fatal(err)
+		}
+		if len(nodes.Items) != n {
+			t.Fatalf("a DaemonSet story of %d pods needs %d nodes; the suite has %d", n, n, len(nodes.Items))
+		}
+		s.wl = &appsv1alpha1.DaemonSet{ObjectMeta: objMeta, Spec: appsv1alpha1.DaemonSetSpec{
+			Selector: selector, Template: template,
+			UpdateStrategy: appsv1alpha1.DaemonSetUpdateStrategy{
+				Type: appsv1alpha1.RollingUpdateDaemonSetStrategyType,
+				RollingUpdate: &appsv1alpha1.RollingUpdateDaemonSet{
+					Type: appsv1alpha1.InPlaceIfPossibleRollingUpdateType, MaxUnavailable: half,
+				},
+			},
+		}}
+	default:
+		t.Fatalf("unknown workload kind %q", kind)
+	}
+	e.route = &gatewayv1.HTTPRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name},
+		Spec: gatewayv1.HTTPRouteSpec{
+			CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{{Name: gatewayName}}},
+			Rules: []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: gatewayv1.BackendRef{
+				BackendObjectReference: gatewayv1.BackendObjectReference{
+					Name: gatewayv1.ObjectName(e.stableService()),
+					Port: ptr.To(gatewayv1.PortNumber(podPort)),
+				},
+			}}}}},
+		},
+	}
+	e.ro = &rolloutsv1alpha1.Rollout{
+		ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name},
+		Spec: rolloutsv1alpha1.RolloutSpec{
+			TargetRef: rolloutsv1alpha1.TargetRef{APIVersion: appsv1alpha1.GroupVersion.String(), Kind: kind, Name: name},
+			Strategy: rolloutsv1alpha1.RolloutStrategy{Canary: &rolloutsv1alpha1.CanaryStrategy{
+				Steps: steps,
+				TrafficRouting: &rolloutsv1alpha1.TrafficRouting{GatewayAPI: &rolloutsv1alpha1.GatewayAPIRouting{
+					HTTPRoutes: []rolloutsv1alpha1.RouteRef{{Name: name}},
+				}},
+			}},
+		},
+	}
+	for _, f := range tweak {
+		f(e.ro)
+	}
+	t.Cleanup(func() {
+		if t.Failed() && kind != kindCloneSet {
+			if w, err := s.workload(); err == nil {
+				t.Logf("dump: %s %s: caught up %t, replicas %d, current %s update %s, counts %+v, annotations %v",
+					kind, name, w.CaughtUp, w.Replicas, w.CurrentRevision, w.UpdateRevision, w.Counts, w.Object.GetAnnotations())
+			}
+		}
+	})
+	start := time.Now()
+	for _, o := range []client.Object{s.wl, e.route, e.ro} {
+		framework.Create(t, o)
+	}
+	var rev string
+	s.wait("Healthy on the first revision with weight 0 verified", func(ro *rolloutsv1alpha1.Rollout, w *target.Workload) error {
+		rev = w.UpdateRevision
+		if err := s.healthy(ro, rev); err != nil {
+			return err
+		}
+		return s.podsOn(rev, imageV1, n)
+	})
+	e.logf("%s %s with %d pods: rollout Healthy on revision %s after %s", kind, name, n, rev, time.Since(start).Round(100*time.Millisecond))
+	s.served()
+	// The route's status may say Accepted up to Traefik's throttle (2s)
+	// before Traefik routes by it: wait until it serves v1.
+	e.waitSplit(0, "v1", "v2")
+	return s
+}
+
+// workload reads the story's workload as the Rollout does.
+func (s *story) workload() (*target.Workload, error) {
+	return target.Get(s.ctx, framework.Client(), s.ns, s.ro.Spec.TargetRef)
+}
+
+// wait polls the Rollout and its workload (caught up with its spec) until
+// ok accepts them, and fails the test with ok's last error after
+// rolloutTimeout.
+func (s *story) wait(what string, ok func(*rolloutsv1alpha1.Rollout, *target.Workload) error) *rolloutsv1alpha1.Rollout {
+	s.t.Helper()
+	return s.waitFor(rolloutTimeout, what, ok)
+}
+
+func (s *story) waitFor(timeout time.Duration, what string, ok func(*rolloutsv1alpha1.Rollout, *target.Workload) error) *rolloutsv1alpha1.Rollout {
+	s.t.Helper()
+	var ro *rolloutsv1alpha1.Rollout
+	err := framework.Poll(s.ctx, timeout, func() error {
+		ro = s.rollout()
+		w, err := s.workload()
+		if err != nil {
+			return err
+		}
+		if !w.CaughtUp {
+			return fmt.Errorf("%s %s has not observed its generation yet", s.kind, s.name)
+		}
+		return ok(ro, w)
+	})
+	if err != nil {
+		s.t.Fatalf("waiting for rollout %s to be %s: %v", s.name, what, err)
+	}
+	return ro
+}
+
+// rollout reads the Rollout (an empty one if it cannot).
+func (e *env) rollout() *rolloutsv1alpha1.Rollout {
+	ro := &rolloutsv1alpha1.Rollout{}
+	if err := framework.Client().Get(e.ctx, client.ObjectKeyFromObject(e.ro), ro); err != nil {
+		e.t.Logf("reading rollout %s: %v", e.ro.Name, err)
+	}
+	return ro
+}
+
+// healthy says why the Rollout is not Healthy on revision rev with no
+// release under way, weight 0 verified and the story's n pods ready.
+func (s *story) healthy(ro *rolloutsv1alpha1.Rollout, rev string) error {
+	st := ro.Status
+	if st.ObservedGeneration != ro.Generation || st.Phase != rolloutsv1alpha1.RolloutPhaseHealthy ||
+		st.StableRevision != rev || st.CanaryRevision != "" || ptr.Deref(st.VerifiedWeight, -1) != 0 ||
+		st.StableReadyReplicas != int32(s.n) || ro.Annotations[rolloutsv1alpha1.AnnotationAction] != "" {
+		return fmt.Errorf("want Healthy on %s with weight 0 verified, %d stable pods ready, no pending action; %s", rev, s.n, summary(ro))
+	}
+	return nil
+}
+
+// paused says why the Rollout is not paused at step on revision rev with
+// weight verified and canary of the story's n pods ready on it, its last
+// action handled.
+func (s *story) paused(ro *rolloutsv1alpha1.Rollout, step, weight, canary int32, rev string) error {
+	st := ro.Status
+	if st.ObservedGeneration != ro.Generation || st.Phase != rolloutsv1alpha1.RolloutPhasePaused ||
+		ptr.Deref(st.CurrentStepIndex, -1) != step || st.CanaryRevision != rev ||
+		st.DesiredWeight != weight || ptr.Deref(st.VerifiedWeight, -1) != weight ||
+		st.CanaryReadyReplicas != canary || st.StableReadyReplicas != int32(s.n)-canary ||
+		ro.Annotations[rolloutsv1alpha1.AnnotationAction] != "" {
+		return fmt.Errorf("want Paused at step %d on %s, weight %d verified, %d canary pods ready, no pending action; %s",
+			step, rev, weight, canary, summary(ro))
+	}
+	return nil
+}
+
+// podsOn says why not exactly k of the story's n pods run image on
+// revision rev, ready, with every other pod ready too.
+func (s *story) podsOn(rev, image string, k int) error {
+	pods, err := s.pods()
+	if err != nil {
+		return err
+	}
+	on, ready := 0, 0
+	for _, p := range pods {
+		if podstate.IsReady(&p) {
+			ready++
+		}
+		if p.Labels[revision.LabelRevisionHash] == rev && framework.ContainerStatus(&p, "app").Image == image && podstate.IsReady(&p) {
+			on++
+		}
+	}
+	if len(pods) != s.n || ready != s.n || on != k {
+		return fmt.Errorf("want %d pods, all ready, %d of them ready on %s with %s; pods: %s", s.n, k, rev, image, describePods(pods))
+	}
+	return nil
+}
+
+// served waits until the env's demoapp answers on every one of the
+// story's pods' addresses as that pod (see waitPodsServed).
+func (s *story) served() {
+	s.t.Helper()
+	hc := &http.Client{Timeout: 5 * time.Second}
+	defer hc.CloseIdleConnections()
+	err := framework.Poll(s.ctx, trafficTimeout, func() error {
+		if st := s.demo.Stats(); st.PendingBinds != 0 || st.Pods != s.n {
+			return fmt.Errorf("demoapp serves %d pods, %d addresses wait to be bound (held by another process?)", st.Pods, st.PendingBinds)
+		}
+		pods, err := s.pods()
+		if err != nil {
+			return err
+		}
+		for _, p := range pods {
+			url := fmt.Sprintf("http://%s:%d/", p.Status.PodIP, podPort)
+			resp, err := hc.Get(url)
+			if err != nil {
+				return fmt.Errorf("pod %s: %w", p.Name, err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if got := resp.Header.Get(demoapp.HeaderPod); got != p.Name {
+				return fmt.Errorf("%s answered as pod %q, want %s: another process serves the address", url, got, p.Name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.t.Fatalf("pods' addresses: %v", err)
+	}
+}
+
+// setTemplate changes the workload's pod template and returns the
+// revision it makes.
+func (s *story) setTemplate(what string, f func(*corev1.PodTemplateSpec)) string {
+	s.t.Helper()
+	w, err := s.workload()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	before := w.UpdateRevision
+	switch o := s.wl.(type) {
+	case *appsv1alpha1.CloneSet:
+		framework.Modify(s.t, o, func(cs *appsv1alpha1.CloneSet) { f(&cs.Spec.Template) })
+	case *appsv1alpha1.StatefulSet:
+		framework.Modify(s.t, o, func(set *appsv1alpha1.StatefulSet) { f(&set.Spec.Template) })
+	case *appsv1alpha1.DaemonSet:
+		framework.Modify(s.t, o, func(ds *appsv1alpha1.DaemonSet) { f(&ds.Spec.Template) })
+	}
+	rev := s.waitRevisionAfter(before)
+	s.logf("%s %s: %s is revision %s", s.kind, s.name, what, rev)
+	return rev
+}
+
+// setImage changes the workload's image and returns the revision it makes.
+func (s *story) setImage(image string) string {
+	s.t.Helper()
+	return s.setTemplate("image "+image, func(t *corev1.PodTemplateSpec) { t.Spec.Containers[0].Image = image })
+}
+
+// waitRevisionAfter waits until the workload, caught up with its spec,
+// has an update revision other than before, and returns it.
+func (s *story) waitRevisionAfter(before string) string {
+	s.t.Helper()
+	var rev string
+	s.wait("aware of the new revision", func(_ *rolloutsv1alpha1.Rollout, w *target.Workload) error {
+		if w.UpdateRevision == before {
+			return fmt.Errorf("%s update revision still %s", s.kind, before)
+		}
+		rev = w.UpdateRevision
+		return nil
+	})
+	return rev
+}
+
+// waitSplit sends batches of probeBatch requests until a batch has no
+// error, only stable and canary answers, and canary within probeTolerance
+// of weight% of the batch: the route's weight took effect in Traefik.
+func (e *env) waitSplit(weight int, stable, canary string) {
+	e.t.Helper()
+	e.waitSplitVia(e.web, weight, stable, canary)
+}
+
+func (e *env) waitSplitVia(w *webClient, weight int, stable, canary string) {
+	e.t.Helper()
+	want := probeBatch * weight / 100
+	start := time.Now()
+	batches := 0
+	err := framework.Poll(e.ctx, trafficTimeout, func() error {
+		batches++
+		b := w.send(e.ctx, probeBatch)
+		if b.errors > 0 || b.versions[stable]+b.versions[canary] != probeBatch || abs(b.versions[canary]-want) > probeTolerance {
+			return fmt.Errorf("batch of %d: %s; want %s %d±%d, the rest %s", probeBatch, b, canary, want, probeTolerance, stable)
+		}
+		return nil
+	})
+	if err != nil {
+		e.t.Fatalf("waiting for %s %d%% / %s to take effect in Traefik: %v", canary, weight, stable, err)
+	}
+	e.logf("%s %d%% / %s serving after %d batch(es) of %d (%s)", canary, weight, stable, batches, probeBatch, time.Since(start).Round(10*time.Millisecond))
+}
+
+// measureSplit sends measured requests and checks that none failed, all
+// were answered by stable or canary, and canary's count is weight% of
+// them ± tolerance.
+func (s *story) measureSplit(weight, tolerance int, stable, canary string) *tally {
+	s.t.Helper()
+	s.served() // direct requests: Traefik's round robin is not moved
+	start := time.Now()
+	got := s.web.send(s.ctx, measured)
+	s.logf("%s %d%% / %s: %s (in %s)", canary, weight, stable, got, time.Since(start).Round(10*time.Millisecond))
+	want := measured * weight / 100
+	if got.errors != 0 {
+		s.t.Errorf("%s %d%%: %d of %d requests failed: %s", canary, weight, got.errors, measured, got)
+	}
+	for v, n := range got.versions {
+		if v != stable && v != canary {
+			s.t.Errorf("%s %d%%: %d answers from version %q", canary, weight, n, v)
+		}
+	}
+	if d := got.versions[canary] - want; abs(d) > tolerance {
+		s.t.Errorf("%s %d%%: %s answered %d of %d requests, want %d±%d: %s", canary, weight, canary, got.versions[canary], measured, want, tolerance, got)
+	}
+	if d := got.versions[stable] - (measured - want); abs(d) > tolerance {
+		s.t.Errorf("%s %d%%: %s answered %d of %d requests, want %d±%d: %s", canary, weight, stable, got.versions[stable], measured, measured-want, tolerance, got)
+	}
+	return got
+}
+
+// expectAll sends n requests through w and fails the test unless every
+// one was answered by version.
+func (e *env) expectAll(w *webClient, n int, version, what string) {
+	e.t.Helper()
+	got := w.send(e.ctx, n)
+	e.logf("%s: %s", what, got)
+	if got.errors != 0 || got.versions[version] != n {
+		e.t.Errorf("%s: want all %d requests answered by %s: %s", what, n, version, got)
+	}
+}
+
+// webWithHeader is a client like e.web whose requests carry the header.
+func (e *env) webWithHeader(name, value string) *webClient {
+	w := newWebClient(e.tr.WebURL())
+	w.hc.Transport = headerTransport{next: w.hc.Transport, name: name, value: value}
+	e.t.Cleanup(w.hc.CloseIdleConnections)
+	return w
+}
+
+type headerTransport struct {
+	next        http.RoundTripper
+	name, value string
+}
+
+func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(h.name, h.value)
+	return h.next.RoundTrip(r)
+}
+
+// setPaused sets the Rollout's spec.paused.
+func (e *env) setPaused(p bool) {
+	e.t.Helper()
+	framework.Modify(e.t, e.ro, func(ro *rolloutsv1alpha1.Rollout) { ro.Spec.Paused = p })
+	e.logf("rollout %s: spec.paused=%t", e.name, p)
+}
+
+// httpRoute reads the story's HTTPRoute.
+func (e *env) httpRoute() *gatewayv1.HTTPRoute {
+	e.t.Helper()
+	return framework.Get(e.t, e.route)
+}
+
+// ruleNames are the names of the route's rules ("" for unnamed ones).
+func ruleNames(hr *gatewayv1.HTTPRoute) []string {
+	out := make([]string, len(hr.Spec.Rules))
+	for i, r := range hr.Spec.Rules {
+		out[i] = string(ptr.Deref(r.Name, ""))
+	}
+	return out
+}
+
+// rolloutEvents returns the Rollout's events, oldest first.
+func (e *env) rolloutEvents() []corev1.Event {
+	e.t.Helper()
+	var list corev1.EventList
+	if err := framework.Client().List(e.ctx, &list, client.InNamespace(e.ns)); err != nil {
+		e.t.Fatal(err)
+	}
+	var out []corev1.Event
+	for _, ev := range list.Items {
+		if ev.InvolvedObject.Kind == "Rollout" && ev.InvolvedObject.Name == e.name {
+			out = append(out, ev)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return eventTime(&out[i]).Before(eventTime(&out[j])) })
+	return out
+}
+
+// countEvents counts the Rollout's events of reason.
+func (e *env) countEvents(reason string) int {
+	e.t.Helper()
+	n := 0
+	for _, ev := range e.rolloutEvents() {
+		if ev.Reason == reason {
+			n++
+		}
+	}
+	return n
+}
+
+// rolloutHistory is every status of the Rollout a watch saw, in order.
+type rolloutHistory struct {
+	mu   sync.Mutex
+	seen []rolloutsv1alpha1.RolloutStatus
+}
+
+// recordRollout watches the Rollout until the test ends.
+func (e *env) recordRollout() *rolloutHistory {
+	t := e.t
+	t.Helper()
+	h := &rolloutHistory{}
+	wc, err := client.NewWithWatch(framework.Config(), client.Options{Scheme: framework.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	w, err := wc.Watch(ctx, &rolloutsv1alpha1.RolloutList{}, client.InNamespace(e.ns))
+	if err != nil {
+		cancel()
+		t.Fatalf("watch rollouts: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range w.ResultChan() {
+			if ro, ok := ev.Object.(*rolloutsv1alpha1.Rollout); ok && ro.Name == e.name {
+				h.mu.Lock()
+				h.seen = append(h.seen, *ro.Status.DeepCopy())
+				h.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); w.Stop(); <-done })
+	return h
+}
+
+// any reports whether a status seen so far satisfies f.
+func (h *rolloutHistory) any(f func(*rolloutsv1alpha1.RolloutStatus) bool) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := range h.seen {
+		if f(&h.seen[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// steps lists the (revision, step index) pairs seen, consecutive repeats
+// collapsed, for failure messages.
+func (h *rolloutHistory) steps() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, st := range h.seen {
+		s := fmt.Sprintf("%s/%s@%d", st.Phase, st.CanaryRevision, ptr.Deref(st.CurrentStepIndex, -1))
+		if len(out) == 0 || out[len(out)-1] != s {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, " → ")
+}
+
+// waitEvent waits (events are sent asynchronously) until the Rollout has
+// an event of reason whose message contains substr.
+func (e *env) waitEvent(reason, substr string) {
+	e.t.Helper()
+	err := framework.Poll(e.ctx, 10*time.Second, func() error {
+		for _, ev := range e.rolloutEvents() {
+			if ev.Reason == reason && strings.Contains(ev.Message, substr) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s event with %q", reason, substr)
+	})
+	if err != nil {
+		e.t.Error(err)
+	}
 }
