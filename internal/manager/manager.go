@@ -23,6 +23,7 @@ import (
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
+	"github.com/drover-dev/drover/internal/controller/analysisrun"
 	"github.com/drover-dev/drover/internal/controller/broadcastjob"
 	"github.com/drover-dev/drover/internal/controller/cloneset"
 	"github.com/drover-dev/drover/internal/controller/daemonset"
@@ -139,6 +140,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := rollout.SetupWithManager(context.Background(), mgr, rollout.Options{MaxConcurrentReconciles: o.Concurrency, Routers: routerFactory.For}); err != nil {
 		return nil, fmt.Errorf("setting up the Rollout controller: %w", err)
 	}
+	if err := analysisrun.SetupWithManager(mgr, analysisrun.Options{MaxConcurrentReconciles: o.Concurrency}); err != nil {
+		return nil, fmt.Errorf("setting up the AnalysisRun controller: %w", err)
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("adding health check: %w", err)
 	}
@@ -153,6 +157,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 // nodes keep only what decides placement (trimNode), and pods, claims and
 // revisions are cached only when a Drover workload created them (label
 // apps.drover.dev/workload), so pods Drover does not own cost it no memory.
+// Deployments and ReplicaSets (a Rollout's Deployment target and its
+// canary) are cached whole, without managedFields: a Rollout matches a
+// ReplicaSet's template against its Deployment's.
 func cacheOptions() (cache.Options, error) {
 	owned, err := labels.NewRequirement(appsv1alpha1.LabelWorkload, selection.Exists, nil)
 	if err != nil {
