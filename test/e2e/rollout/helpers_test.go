@@ -739,6 +739,8 @@ type tally struct {
 	versions map[string]int
 	errors   int
 	samples  []string // the first few errors
+	// lastError is when the last error was seen.
+	lastError time.Time
 }
 
 func (t *tally) add(version string, err error) {
@@ -748,6 +750,7 @@ func (t *tally) add(version string, err error) {
 	t.total++
 	if err != nil {
 		t.errors++
+		t.lastError = time.Now()
 		if len(t.samples) < 5 {
 			t.samples = append(t.samples, time.Now().Format("15:04:05.000")+" "+err.Error())
 		}
@@ -1356,6 +1359,7 @@ func (e *env) countEvents(reason string) int {
 type rolloutHistory struct {
 	mu   sync.Mutex
 	seen []rolloutsv1alpha1.RolloutStatus
+	at   []time.Time // when each status was seen
 }
 
 // recordRollout watches the Rollout until the test ends.
@@ -1380,12 +1384,26 @@ func (e *env) recordRollout() *rolloutHistory {
 			if ro, ok := ev.Object.(*rolloutsv1alpha1.Rollout); ok && ro.Name == e.name {
 				h.mu.Lock()
 				h.seen = append(h.seen, *ro.Status.DeepCopy())
+				h.at = append(h.at, time.Now())
 				h.mu.Unlock()
 			}
 		}
 	}()
 	t.Cleanup(func() { cancel(); w.Stop(); <-done })
 	return h
+}
+
+// firstSeen is when the first status satisfying f was seen (zero if
+// none was).
+func (h *rolloutHistory) firstSeen(f func(*rolloutsv1alpha1.RolloutStatus) bool) time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := range h.seen {
+		if f(&h.seen[i]) {
+			return h.at[i]
+		}
+	}
+	return time.Time{}
 }
 
 // any reports whether a status seen so far satisfies f.
