@@ -38,6 +38,130 @@ type RolloutSpec struct {
 	// stable) when the progress deadline passes.
 	// +optional
 	ProgressDeadlineAbort bool `json:"progressDeadlineAbort,omitempty"`
+
+	// webhooks are HTTP endpoints the release calls at its stages: gates
+	// that hold it (confirm-*), checks whose failures count toward
+	// webhookFailureThreshold (pre-rollout, rollout), a rollback hook that
+	// aborts it by answering 2xx, and notifications (post-rollout, event).
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	Webhooks []RolloutWebhook `json:"webhooks,omitempty"`
+
+	// webhookFailureThreshold is how many failed checks (pre-rollout and
+	// rollout webhooks that did not answer 2xx) a release tolerates: one
+	// more aborts it. Defaults to 3.
+	// +optional
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=0
+	WebhookFailureThreshold *int32 `json:"webhookFailureThreshold,omitempty"`
+}
+
+// WebhookType says when a Rollout calls a webhook and what its answer
+// means (2xx is success, anything else or no answer is failure):
+//
+//   - confirm-rollout: before a release moves any pod; the release holds
+//     (paused, WebhookGate) until it answers 2xx.
+//   - pre-rollout: once when the release starts, after confirm-rollout; a
+//     failure counts toward webhookFailureThreshold and is retried.
+//   - rollout: before each step completes; a failure counts toward
+//     webhookFailureThreshold and holds the step.
+//   - confirm-traffic-increase: before a setWeight or setCanaryScale step
+//     raises the canary's weight or pods; holds until 2xx.
+//   - confirm-promotion: before promotion (after the last step; before a
+//     blue-green switch); holds until 2xx.
+//   - post-rollout: after the release is promoted or aborted; its answer is
+//     only recorded in an event.
+//   - rollback: polled while a release is under way; 2xx aborts it.
+//   - event: receives every event the Rollout records.
+//
+// +kubebuilder:validation:Enum=confirm-rollout;pre-rollout;rollout;confirm-traffic-increase;confirm-promotion;post-rollout;rollback;event
+type WebhookType string
+
+const (
+	WebhookConfirmRollout         WebhookType = "confirm-rollout"
+	WebhookPreRollout             WebhookType = "pre-rollout"
+	WebhookRollout                WebhookType = "rollout"
+	WebhookConfirmTrafficIncrease WebhookType = "confirm-traffic-increase"
+	WebhookConfirmPromotion       WebhookType = "confirm-promotion"
+	WebhookPostRollout            WebhookType = "post-rollout"
+	WebhookRollback               WebhookType = "rollback"
+	WebhookEvent                  WebhookType = "event"
+)
+
+// RolloutWebhook is an HTTP endpoint the release calls: a POST with a JSON
+// body (the Rollout's name, namespace, phase, the revision, the step, the
+// webhook's type and metadata, and for an event webhook the event).
+type RolloutWebhook struct {
+	// name identifies the webhook (in status.gates, events and messages).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// type says when the webhook is called and what its answer means.
+	// +required
+	Type WebhookType `json:"type"`
+
+	// url the request is POSTed to.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('http://') || self.startsWith('https://')",message="url must start with http:// or https://"
+	URL string `json:"url"`
+
+	// timeout of one attempt. Defaults to 10s; at most 1m (the reconcile
+	// waits for the answer).
+	// +optional
+	// +kubebuilder:default="10s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('1m')",message="timeout must be more than 0s and at most 1m"
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// retries is the number of extra attempts within one check when an
+	// attempt fails (no answer or not 2xx). Defaults to 0.
+	// +optional
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10
+	Retries *int32 `json:"retries,omitempty"`
+
+	// metadata is sent as is in the payload's metadata.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	Metadata map[string]string `json:"metadata,omitempty"`
+
+	// headers sent with the request; a value from a Secret (in the
+	// Rollout's namespace) is never written to status, events or logs.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	Headers []HTTPHeader `json:"headers,omitempty"`
+}
+
+// RolloutGateStatus is what a blocking webhook (confirm-*, pre-rollout,
+// rollout, rollback) last said in the current release.
+type RolloutGateStatus struct {
+	// name of the webhook.
+	// +required
+	Name string `json:"name"`
+	// type of the webhook.
+	// +required
+	Type WebhookType `json:"type"`
+	// open: the webhook lets the release go on (a confirm, pre-rollout or
+	// rollout webhook answered 2xx; a rollback webhook did not).
+	// +optional
+	Open bool `json:"open"`
+	// lastCheck is when the webhook was last called (unset: not yet).
+	// +optional
+	LastCheck *metav1.Time `json:"lastCheck,omitempty"`
+	// message is the last answer (status code, or the error).
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
 }
 
 // TargetRef names the workload of a Rollout.
@@ -552,6 +676,15 @@ const (
 	PauseReasonInconclusiveAnalysis PauseReason = "InconclusiveAnalysis"
 )
 
+// PauseReasonWebhookGate: a confirm webhook (confirm-rollout,
+// confirm-traffic-increase, confirm-promotion) has not answered 2xx.
+const PauseReasonWebhookGate PauseReason = "WebhookGate"
+
+// ReasonWaitingForGate is the Reconciling (and Paused) reason while the
+// release waits on a webhook: a closed confirm gate, or a pre-rollout or
+// rollout check that has not passed yet.
+const ReasonWaitingForGate = "WaitingForGate"
+
 // AnalysisKind says what an AnalysisRun of a Rollout is for.
 // +kubebuilder:validation:Enum=Step;Background;PrePromotion;PostPromotion
 type AnalysisKind string
@@ -691,6 +824,20 @@ type RolloutStatus struct {
 	// by `drover promote`): the remaining steps are skipped.
 	// +optional
 	PromoteFull bool `json:"promoteFull,omitempty"`
+
+	// webhookFailures counts the failed pre-rollout and rollout webhook
+	// checks of the current release; more than
+	// spec.webhookFailureThreshold aborts it.
+	// +optional
+	WebhookFailures int32 `json:"webhookFailures,omitempty"`
+	// gates are the blocking webhooks of the current release (step-scoped
+	// ones, rollout and confirm-traffic-increase, for the current step)
+	// with what they last answered.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	Gates []RolloutGateStatus `json:"gates,omitempty"`
 
 	// analysisRuns are the AnalysisRuns of the current release (and of a
 	// blue-green post-promotion analysis), with their phase.

@@ -30,6 +30,11 @@ func (d *decision) blueGreen(in planInput) decision {
 			d.note(false, "PromotedFull", "promotion of %s requested by a user", st.CanaryRevision)
 		}
 	}
+	// Webhooks: no preview pod before confirm-rollout and pre-rollout
+	// pass.
+	if out, ok := d.startGates(in, shape{stable: n}); !ok {
+		return out
+	}
 	if in.spec.Paused {
 		d.shapeTo(in, shape{canary: previewCount(bg, n, st.PromoteFull), stable: n})
 		d.pause(in.now, rolloutsv1alpha1.PauseReasonUser, nil)
@@ -61,6 +66,11 @@ func (d *decision) blueGreen(in planInput) decision {
 		}
 		d.unpause(rolloutsv1alpha1.PauseReasonInconclusiveAnalysis)
 	}
+	// The preview is the release's one step: the rollout webhooks judge
+	// it before it can be promoted.
+	if out, ok := d.stepCheck(in, nil); !ok {
+		return out
+	}
 	if !st.PromoteFull {
 		if !ptr.Deref(bg.AutoPromotionEnabled, true) {
 			d.pause(in.now, rolloutsv1alpha1.PauseReasonBlueGreenPause, nil)
@@ -87,6 +97,11 @@ func (d *decision) blueGreen(in planInput) decision {
 			st.PromoteFull = true
 			return d.blueGreen(in)
 		}
+	}
+	if c := d.gate(in, rolloutsv1alpha1.WebhookConfirmPromotion, nil, true); !c.open {
+		// The preview stays, ready, until the webhooks confirm the switch.
+		d.holdGate(in, c)
+		return *d
 	}
 	// Switch: the active Service selects the new revision; the old pods
 	// stay until scaleDownAt.

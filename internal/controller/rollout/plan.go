@@ -45,6 +45,8 @@ type planInput struct {
 	// name is the Rollout's name; runs are its AnalysisRuns by name.
 	name string
 	runs map[string]observedRun
+	// gates are the webhooks' answers this reconcile got (nil: none yet).
+	gates map[gateKey]gateResult
 }
 
 // event is a transition worth an Event.
@@ -83,6 +85,13 @@ type decision struct {
 	// wantRuns are the AnalysisRuns the release needs now; running runs
 	// of the Rollout not among them are terminated.
 	wantRuns []wantRun
+	// wantGates are the webhook checks the release needs now
+	// (webhook_plan.go); gateHeld: a closed confirm gate holds it;
+	// gateWait: when the next check is due.
+	wantGates     []wantGate
+	gateHeld      bool
+	gateWait      time.Duration
+	gatesRecorded map[gateKey]bool
 }
 
 // shape is how many pods of each revision a step runs and the canary's
@@ -94,6 +103,13 @@ type shape struct {
 
 // decide runs the state machine for one reconcile.
 func decide(in planInput) decision {
+	d := decideRelease(in)
+	d.afterRelease(in)
+	d.finishGates(in)
+	return d
+}
+
+func decideRelease(in planInput) decision {
 	w := in.workload
 	d := decision{status: *in.status.DeepCopy()}
 	st := &d.status
@@ -142,6 +158,11 @@ func decide(in planInput) decision {
 		st.AbortMessage = fmt.Sprintf("no progress within %ds", ptr.Deref(in.spec.ProgressDeadlineSeconds, 600))
 		d.note(true, "Aborted", "release of %s aborted: %s", update, st.AbortMessage)
 	}
+	if st.AbortedRevision != update {
+		if why := d.rollbackCheck(in); why != "" {
+			return d.failGates(in, why)
+		}
+	}
 	if st.AbortedRevision == update {
 		return d.abort(in)
 	}
@@ -163,6 +184,7 @@ func (d *decision) startRelease(now time.Time, update string) {
 	st.AbortedRevision, st.AbortMessage = "", ""
 	st.ScaleDownRevision, st.ScaleDownAt = "", nil
 	st.AnalysisRuns = nil
+	st.WebhookFailures, st.Gates = 0, nil
 	d.progressed = true
 }
 
@@ -176,6 +198,7 @@ func (d *decision) steady(in planInput) decision {
 	}
 	st.CanaryRevision, st.CurrentStepIndex, st.StepStartedAt, st.ReleaseStartedAt = "", nil, nil, nil
 	st.PauseConditions, st.PromoteFull, st.AbortedRevision, st.AbortMessage = nil, false, "", ""
+	st.WebhookFailures, st.Gates = 0, nil
 	d.shapeTo(in, shape{stable: w.Replicas})
 	d.control = appsv1alpha1.RolloutControl{StableRevision: st.StableRevision}
 	st.CanaryReplicas, st.StableReplicas = 0, w.Replicas
@@ -244,6 +267,11 @@ func (d *decision) steps(in planInput) decision {
 			i = d.advance(in.now, i)
 		}
 	}
+	// Webhooks: no pod moves before confirm-rollout and pre-rollout pass.
+	st.CurrentStepIndex = ptr.To(i)
+	if out, ok := d.startGates(in, shape{stable: in.workload.Replicas}); !ok {
+		return out
+	}
 	if st.PromoteFull {
 		i = int32(len(steps))
 	}
@@ -253,15 +281,11 @@ func (d *decision) steps(in planInput) decision {
 	}
 
 	if in.spec.Paused {
-		// Hold: the current step's shape stays; nothing advances.
-		sh := stepShape(in, min(int(i), len(steps)-1))
-		if int(i) >= len(steps) {
-			sh = promotionShape(in)
-		}
+		// Hold: the current step's shape stays (as far as its gates let
+		// it); nothing advances.
+		sh, routes := d.heldShape(in, int(i))
 		d.shapeTo(in, sh)
-		if int(i) < len(steps) {
-			d.routesTo(in, int(i))
-		}
+		d.routesTo(in, routes)
 		d.pause(in.now, rolloutsv1alpha1.PauseReasonUser, nil)
 		d.keepRuns()
 		d.activity, d.message = rolloutsv1alpha1.ReasonPausedUser, "paused by spec.paused at step "+fmt.Sprint(i)
@@ -292,9 +316,25 @@ func (d *decision) steps(in planInput) decision {
 				return *d
 			}
 			d.unpause(rolloutsv1alpha1.PauseReasonCanaryPauseStep)
+			if out, ok := d.stepCheck(in, ptr.To(i)); !ok {
+				st.CurrentStepIndex = ptr.To(i)
+				return out
+			}
 			d.note(false, "StepCompleted", "step %d (pause %s) completed", i, step.Pause.Duration.Duration)
 			i = d.advance(in.now, i)
 			continue
+		}
+		if prev, ok := raises(in, int(i)); ok {
+			// confirm-traffic-increase: the previous shape holds until
+			// the webhooks let the canary grow.
+			if c := d.gate(in, rolloutsv1alpha1.WebhookConfirmTrafficIncrease, ptr.To(i), true); !c.open {
+				d.shapeTo(in, prev)
+				d.routesTo(in, int(i)-1)
+				d.holdGate(in, c)
+				d.message = fmt.Sprintf("step %d: %s", i, d.message)
+				st.CurrentStepIndex = ptr.To(i)
+				return *d
+			}
 		}
 		sh := stepShape(in, int(i))
 		d.shapeTo(in, sh)
@@ -321,14 +361,31 @@ func (d *decision) steps(in planInput) decision {
 				return *d
 			}
 			d.unpause(rolloutsv1alpha1.PauseReasonInconclusiveAnalysis)
+			if out, ok := d.stepCheck(in, ptr.To(i)); !ok {
+				return out
+			}
 			d.note(false, "StepCompleted", "step %d (analysis %s) completed", i, run.Name)
 			i = d.advance(in.now, i)
 			continue
+		}
+		if out, ok := d.stepCheck(in, ptr.To(i)); !ok {
+			st.CurrentStepIndex = ptr.To(i)
+			return out
 		}
 		d.note(false, "StepCompleted", "step %d completed: %d canary pods, weight %d%%", i, sh.canary, sh.weight)
 		i = d.advance(in.now, i)
 	}
 	st.CurrentStepIndex = ptr.To(i)
+	if c := d.gate(in, rolloutsv1alpha1.WebhookConfirmPromotion, ptr.To(i), true); !c.open {
+		// The last step's shape holds until the webhooks confirm the
+		// promotion; a background analysis keeps judging it.
+		last := len(steps) - 1
+		d.shapeTo(in, stepShape(in, last))
+		d.routesTo(in, last)
+		d.keepRuns()
+		d.holdGate(in, c)
+		return *d
+	}
 	st.PauseConditions = nil
 	return d.promote(in)
 }
@@ -357,6 +414,7 @@ func (d *decision) promote(in planInput) decision {
 func (d *decision) advance(now time.Time, i int32) int32 {
 	d.unpause(rolloutsv1alpha1.PauseReasonCanaryPauseStep)
 	d.unpause(rolloutsv1alpha1.PauseReasonInconclusiveAnalysis)
+	d.dropStepGates()
 	d.status.StepStartedAt = &metav1.Time{Time: now}
 	d.progressed = true
 	return i + 1

@@ -155,14 +155,29 @@ type run struct {
 	events []string
 	// runs are the AnalysisRuns as the reconcile would observe them.
 	runs map[string]observedRun
+	// hooks answer the webhook checks the decisions want (nil: every
+	// check fails); calls are the checks made, in order.
+	hooks func(w wantGate) gateResult
+	calls []wantGate
 }
 
 func (r *run) step(action rolloutsv1alpha1.Action) decision {
 	r.t.Helper()
 	in := planInput{spec: r.spec, status: &r.status, workload: r.sim.workload(), action: action, now: r.now, routed: r.routed,
 		observedWeight: r.sim.routerWeight, weightVerified: r.sim.routerVerified, observedRoutes: r.sim.routes,
-		name: "web", runs: r.runs}
-	d := decide(in)
+		name: "web", runs: r.runs, gates: map[gateKey]gateResult{}}
+	d := decideCalling(in, func(_ *decision, want []wantGate) map[gateKey]gateResult {
+		out := map[gateKey]gateResult{}
+		for _, w := range want {
+			r.calls = append(r.calls, w)
+			res := gateResult{message: "no hook"}
+			if r.hooks != nil {
+				res = r.hooks(w)
+			}
+			out[w.key] = res
+		}
+		return out
+	})
 	r.checkTraffic(in)
 	for _, e := range d.events {
 		r.events = append(r.events, e.reason)

@@ -7,7 +7,9 @@
 // then applies the decision in an order that never leaves traffic without
 // pods: the workload's rollout control annotation (how many pods of each
 // revision it runs), the stable and canary Services (services.go), the
-// router's weight; and records status and events (status.go).
+// router's weight; and records status and events (status.go). The
+// webhooks the decision asks for are called in between, and the release
+// decided again with their answers (webhooks.go).
 package rollout
 
 import (
@@ -38,6 +40,7 @@ import (
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
+	"github.com/drover-dev/drover/internal/gate"
 	"github.com/drover-dev/drover/internal/podcontrol"
 	"github.com/drover-dev/drover/internal/target"
 	"github.com/drover-dev/drover/internal/traffic"
@@ -80,7 +83,9 @@ type Reconciler struct {
 	Clock     clock.PassiveClock
 	Recorder  events.EventRecorder
 	Routers   RouterFactory
-	metrics   *metrics
+	// Webhooks calls the Rollouts' webhooks (nil: a default caller).
+	Webhooks *gate.Caller
+	metrics  *metrics
 }
 
 // Options configure SetupWithManager.
@@ -97,7 +102,7 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 		return err
 	}
 	r := &Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{},
-		Recorder: mgr.GetEventRecorder("rollout-controller"), Routers: opts.Routers, metrics: m}
+		Recorder: mgr.GetEventRecorder("rollout-controller"), Routers: opts.Routers, Webhooks: gate.New(), metrics: m}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &rolloutsv1alpha1.Rollout{}, indexTarget, func(o client.Object) []string {
 		ref := o.(*rolloutsv1alpha1.Rollout).Spec.TargetRef
 		return []string{targetKey(ref.APIVersion, ref.Kind, ref.Name)}
@@ -193,7 +198,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	in := planInput{
 		spec: &ro.Spec, status: &ro.Status, workload: w, now: r.Clock.Now(),
-		name: ro.Name, runs: observedRuns(runs),
+		name: ro.Name, runs: observedRuns(runs), gates: map[gateKey]gateResult{},
 		action:           rolloutsv1alpha1.Action(ro.Annotations[rolloutsv1alpha1.AnnotationAction]),
 		routed:           len(routers) > 0,
 		deadlineExceeded: deadlineExceeded(&ro.Status),
@@ -202,13 +207,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if in.routed {
 		in.observedWeight, in.weightVerified, in.observedRoutes, routerErr = observe(ctx, routers)
 	}
-	d := decide(in)
+	// The webhooks the decision wants are called and the release decided
+	// again with their answers (a gate that opens lets it go on in this
+	// reconcile).
+	call := func(d *decision, want []wantGate) map[gateKey]gateResult { return r.callGates(ctx, &ro, d, want) }
+	d := decideCalling(in, call)
 	failed, runErr := r.syncRuns(ctx, &ro, d.wantRuns, runs, &d.status)
 	if len(failed) > 0 {
 		// An analysis that cannot even start is an error: decide again
 		// knowing it (the release aborts rather than go on unjudged).
 		maps.Copy(in.runs, failed)
-		d = decide(in)
+		d = decideCalling(in, call)
 		_, err := r.syncRuns(ctx, &ro, d.wantRuns, runs, &d.status)
 		runErr = errors.Join(runErr, err)
 	}
@@ -222,6 +231,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		r.Recorder.Eventf(&ro, nil, kind, e.reason, "Release", "%s", e.message)
 	}
+	r.sendEvents(ctx, &ro, &d)
 	wait, err := r.writeStatus(ctx, &ro, &d, applyErr)
 	if err != nil {
 		return reconcile.Result{}, errors.Join(applyErr, err)
@@ -242,6 +252,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	if in.routed && !(d.status.VerifiedWeight != nil && *d.status.VerifiedWeight == d.weight && d.routesSettled(in)) {
 		wait = podcontrol.MinPositive(wait, pollUnverified)
+	}
+	if len(d.uncalled(in)) > 0 {
+		wait = podcontrol.MinPositive(wait, gateRetry)
 	}
 	return reconcile.Result{RequeueAfter: podcontrol.MinPositive(wait, d.requeueAfter)}, nil
 }

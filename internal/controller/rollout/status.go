@@ -81,8 +81,11 @@ func setConditions(ro *rolloutsv1alpha1.Rollout, d *decision, applyErr error, no
 		meta.SetStatusCondition(&st.Conditions, c)
 	}
 	pausedReason := rolloutsv1alpha1.ReasonPausedStep
-	if ro.Spec.Paused {
+	switch {
+	case ro.Spec.Paused:
 		pausedReason = rolloutsv1alpha1.ReasonPausedUser
+	case d.gateHeld:
+		pausedReason = rolloutsv1alpha1.ReasonWaitingForGate
 	}
 	set(rolloutsv1alpha1.ConditionPaused, d.paused, pausedReason, rolloutsv1alpha1.ReasonStepRunning, d.message)
 	set(rolloutsv1alpha1.ConditionAborted, d.aborted, rolloutsv1alpha1.ReasonAborted, rolloutsv1alpha1.ReasonStepRunning, d.message)
