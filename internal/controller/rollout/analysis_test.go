@@ -84,7 +84,11 @@ func TestStepAnalysis(t *testing.T) {
 	}
 	setImage(t, cs, "app:2")
 	run := waitRun(t, ro, rolloutsv1alpha1.AnalysisKindStep)
-	get(t, ro)
+	// The run is created before the status that records it is written.
+	testenv.Eventually(t, "status records the analysis run", func() (bool, string) {
+		get(t, ro)
+		return len(ro.Status.AnalysisRuns) == 1, fmt.Sprintf("%+v", ro.Status.AnalysisRuns)
+	})
 	args := map[string]string{}
 	for _, a := range run.Spec.Args {
 		args[a.Name] = ptr.Deref(a.Value, "<none>")
