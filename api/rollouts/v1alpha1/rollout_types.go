@@ -819,6 +819,11 @@ type RolloutStatus struct {
 	ScaleDownRevision string `json:"scaleDownRevision,omitempty"`
 	// +optional
 	ScaleDownAt *metav1.Time `json:"scaleDownAt,omitempty"`
+	// switchedBackAt is when an abort after a blue-green switch pointed
+	// the active Service back at the old revision; the new pods stay a
+	// few seconds more, until whatever routes by the Service follows.
+	// +optional
+	SwitchedBackAt *metav1.Time `json:"switchedBackAt,omitempty"`
 
 	// promoteFull is set by `drover promote --full` (and, for blue-green,
 	// by `drover promote`): the remaining steps are skipped.

@@ -1234,6 +1234,10 @@ func (in *RolloutStatus) DeepCopyInto(out *RolloutStatus) {
 		in, out := &in.ScaleDownAt, &out.ScaleDownAt
 		*out = (*in).DeepCopy()
 	}
+	if in.SwitchedBackAt != nil {
+		in, out := &in.SwitchedBackAt, &out.SwitchedBackAt
+		*out = (*in).DeepCopy()
+	}
 	if in.Gates != nil {
 		in, out := &in.Gates, &out.Gates
 		*out = make([]RolloutGateStatus, len(*in))

@@ -9,6 +9,7 @@ import (
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
+	"github.com/drover-dev/drover/internal/podcontrol"
 )
 
 // Blue-green: the new revision runs beside a full stable side (the
@@ -138,7 +139,7 @@ func (d *decision) scaleDown(in planInput) (decision, bool) {
 		return *d, true
 	case in.action == rolloutsv1alpha1.ActionAbort:
 		d.note(true, "Aborted", "release of %s aborted after the switch: active service back to %s", active, old)
-		d.switchBack("aborted by a user after the switch")
+		d.switchBack(in.now, "aborted by a user after the switch")
 		return *d, true
 	}
 	// A post-promotion analysis judges the new revision under production
@@ -150,7 +151,7 @@ func (d *decision) scaleDown(in planInput) (decision, bool) {
 		case verdictFailed:
 			st.AbortMessage = fmt.Sprintf("%s analysis %s %s: %s", run.Kind, run.Name, run.Phase, run.Message)
 			d.note(true, rolloutsv1alpha1.ReasonAnalysisFailed, "release of %s aborted after the switch: %s; active service back to %s", active, st.AbortMessage, old)
-			d.switchBack(st.AbortMessage)
+			d.switchBack(in.now, st.AbortMessage)
 			return *d, true
 		case verdictInconclusive:
 			d.holdInconclusive(in, run)
@@ -184,10 +185,36 @@ func (d *decision) scaleDown(in planInput) (decision, bool) {
 }
 
 // switchBack makes the old revision stable again after a blue-green
-// switch and aborts the new one.
-func (d *decision) switchBack(why string) {
+// switch and aborts the new one. status.switchedBackAt records when the
+// active Service left the new revision: its pods stay a moment longer
+// (holdSwitchedBack).
+func (d *decision) switchBack(now time.Time, why string) {
 	st := &d.status
 	old, active := st.ScaleDownRevision, st.StableRevision
 	st.StableRevision, st.CanaryRevision, st.AbortedRevision, st.AbortMessage = old, active, active, why
 	st.ScaleDownRevision, st.ScaleDownAt = "", nil
+	st.SwitchedBackAt = &metav1.Time{Time: now}
+}
+
+// holdSwitchedBack keeps the aborted revision's pods for trafficSettle
+// after a switch back (abort, for blue-green). The active Service's
+// selector goes back to the old revision in the reconcile that aborts,
+// after the workload is written (apply), and whatever routes by the
+// Service (endpoints, kube-proxy, a gateway) follows it asynchronously:
+// pods removed at once would still get production requests for a moment
+// (seen in test/e2e/rollout: 503s from a Service whose new pods were all
+// terminating while its old selector was still in effect).
+func (d *decision) holdSwitchedBack(in planInput) {
+	st, c := &d.status, in.workload.Counts
+	if in.spec.Strategy.BlueGreen == nil || st.SwitchedBackAt == nil || c.Updated <= d.control.CanaryReplicas ||
+		st.CanaryRevision == "" || in.workload.UpdateRevision != st.CanaryRevision {
+		return
+	}
+	left := st.SwitchedBackAt.Add(trafficSettle).Sub(in.now)
+	if left <= 0 {
+		return
+	}
+	d.control.CanaryReplicas = min(c.Updated, in.workload.Replicas)
+	st.CanaryReplicas = d.control.CanaryReplicas
+	d.requeueAfter = podcontrol.MinPositive(d.requeueAfter, left)
 }

@@ -182,7 +182,7 @@ func (d *decision) startRelease(now time.Time, update string) {
 	st.PauseConditions = nil
 	st.PromoteFull = false
 	st.AbortedRevision, st.AbortMessage = "", ""
-	st.ScaleDownRevision, st.ScaleDownAt = "", nil
+	st.ScaleDownRevision, st.ScaleDownAt, st.SwitchedBackAt = "", nil, nil
 	st.AnalysisRuns = nil
 	st.WebhookFailures, st.Gates = 0, nil
 	d.progressed = true
@@ -198,7 +198,7 @@ func (d *decision) steady(in planInput) decision {
 	}
 	st.CanaryRevision, st.CurrentStepIndex, st.StepStartedAt, st.ReleaseStartedAt = "", nil, nil, nil
 	st.PauseConditions, st.PromoteFull, st.AbortedRevision, st.AbortMessage = nil, false, "", ""
-	st.WebhookFailures, st.Gates = 0, nil
+	st.WebhookFailures, st.Gates, st.SwitchedBackAt = 0, nil, nil
 	d.shapeTo(in, shape{stable: w.Replicas})
 	d.control = appsv1alpha1.RolloutControl{StableRevision: st.StableRevision}
 	st.CanaryReplicas, st.StableReplicas = 0, w.Replicas
@@ -219,6 +219,7 @@ func (d *decision) abort(in planInput) decision {
 	st, w := &d.status, in.workload
 	st.PauseConditions = nil
 	d.shapeTo(in, shape{stable: w.Replicas})
+	d.holdSwitchedBack(in)
 	d.stableSelects, d.canarySelects = st.StableRevision, st.CanaryRevision
 	d.aborted = true
 	d.activity = rolloutsv1alpha1.ReasonAborted

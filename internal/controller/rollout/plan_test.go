@@ -488,6 +488,17 @@ func TestBlueGreenManualPromotionAndAbortAfterTheSwitch(t *testing.T) {
 	if d.stableSelects != revStable || !d.aborted || d.status.StableRevision != revStable || d.status.AbortedRevision != revCanary {
 		t.Fatalf("abort after the switch: active %s status %+v", d.stableSelects, d.status)
 	}
+	// The new pods stay until whatever routes by the active Service has
+	// followed its selector back (trafficSettle).
+	switched := d.status.SwitchedBackAt
+	if switched == nil || d.control.CanaryReplicas != 4 || d.requeueAfter <= 0 || d.requeueAfter > trafficSettle {
+		t.Fatalf("right after the switch back: control %+v switchedBackAt %v requeue %s", d.control, switched, d.requeueAfter)
+	}
+	for r.now.Before(switched.Add(trafficSettle)) {
+		if d := r.step(""); d.control.CanaryReplicas != 4 {
+			t.Fatalf("new pods released %s after the switch back, before trafficSettle", r.now.Sub(switched.Time))
+		}
+	}
 	r.until(20, "new pods removed", func(d decision) bool { return r.sim.canary == 0 && r.sim.stable == 4 && r.sim.moving == 0 })
 }
 
