@@ -7,9 +7,11 @@
 // (create + open readiness gate per pod; close gate, patch image, open gate
 // per in-place update) — then runs bin/drover-manager with its default
 // settings and times a CloneSet scaling 0 → N and updating all N pods in
-// place at maxUnavailable 100% and 20%. Finally it scales to 10 CloneSets
-// (10 × N pods), lets the manager idle and checks that pods Drover does not
-// own cost it no memory.
+// place at maxUnavailable 100% and 20%. It times a Rollout releasing a
+// new image of an N-pod CloneSet in canary steps 20% → 50% → 100%
+// (-skip-canary leaves it out, -canary-only runs nothing else). Finally it
+// scales to 10 CloneSets (10 × N pods), lets the manager idle and checks
+// that pods Drover does not own cost it no memory.
 //
 // Per row it reports the wall time, the ratio to the plain client's time
 // plus the simulated kubelet's delay, the manager's own write requests per
@@ -23,6 +25,7 @@
 //
 //	go build -o bin/drover-manager ./cmd/drover-manager
 //	go run ./test/bench [-pods 1000] [-skip-10k] [-o docs-table.md]
+//	go run ./test/bench -canary-only [-canary-pods 1000]
 package main
 
 import (
@@ -77,6 +80,12 @@ type options struct {
 	settle      time.Duration
 	strict      bool
 	trace       bool
+
+	// The canary row (a Rollout releasing a new image in steps).
+	skipCanary           bool
+	canaryOnly           bool
+	canaryPods           int
+	canaryMaxUnavailable string
 }
 
 func main() {
@@ -95,9 +104,20 @@ func main() {
 	flag.DurationVar(&o.settle, "settle", 2*time.Second, "pause after each row before the closing metrics scrape, so trailing writes are counted")
 	flag.BoolVar(&o.strict, "strict", false, "exit 1 when a target is missed")
 	flag.BoolVar(&o.trace, "trace", false, "sample the manager's reconciles and the pods' progress every second during the Drover rows and print the timelines (adds a /metrics scrape a second to the manager's CPU)")
+	flag.BoolVar(&o.skipCanary, "skip-canary", false, "skip the Rollout canary row (20% → 50% → 100%)")
+	flag.BoolVar(&o.canaryOnly, "canary-only", false, "run only the Rollout canary row (no baseline, no other rows)")
+	flag.IntVar(&o.canaryPods, "canary-pods", 0, "replicas of the CloneSet of the canary row (0: -pods)")
+	flag.StringVar(&o.canaryMaxUnavailable, "canary-max-unavailable", "100%", "maxUnavailable of the canary row's CloneSet (an int or a percentage)")
 	flag.Parse()
 	if o.foreign == 0 {
 		o.foreign = 2 * o.pods
+	}
+	if o.canaryPods == 0 {
+		o.canaryPods = o.pods
+	}
+	if o.canaryOnly && o.skipCanary {
+		fmt.Fprintln(os.Stderr, "-canary-only and -skip-canary exclude each other")
+		os.Exit(2)
 	}
 	os.Exit(run(o))
 }
@@ -290,6 +310,16 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 
+	if b.o.canaryOnly {
+		if err := b.startManager(ctx); err != nil {
+			return err
+		}
+		if err := b.canaryRows(ctx); err != nil {
+			return err
+		}
+		b.notes = append(b.notes, fmt.Sprintf("manager lifetime peak RSS (VmHWM): %.1f MiB", mib(b.watch.hwm())))
+		return nil
+	}
 	if err := b.baseline(ctx); err != nil {
 		return err
 	}
@@ -301,6 +331,11 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	if !b.o.skipKinds {
 		if err := b.kindRows(ctx); err != nil {
+			return err
+		}
+	}
+	if !b.o.skipCanary {
+		if err := b.canaryRows(ctx); err != nil {
 			return err
 		}
 	}

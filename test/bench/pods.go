@@ -118,6 +118,11 @@ func (t *podTracker) count(f func(podInfo) bool) (match, total int) {
 // waitFor polls cond every 20 ms and returns when it first holds. The
 // message of the last failed check is part of a timeout error.
 func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() (bool, string)) error {
+	return pollFor(ctx, timeout, 20*time.Millisecond, what, cond)
+}
+
+// pollFor is waitFor polling every interval.
+func pollFor(ctx context.Context, timeout, interval time.Duration, what string, cond func() (bool, string)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last string
@@ -130,7 +135,7 @@ func waitFor(ctx context.Context, timeout time.Duration, what string, cond func(
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for %s: %w (last: %s)", what, ctx.Err(), last)
-		case <-time.After(20 * time.Millisecond):
+		case <-time.After(interval):
 		}
 	}
 }

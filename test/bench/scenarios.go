@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
 	"github.com/drover-dev/drover/config/crd"
 	"github.com/drover-dev/drover/internal/revision"
 )
@@ -41,7 +42,7 @@ const (
 
 func newClient(cfg *rest.Config) (client.Client, error) {
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, appsv1alpha1.AddToScheme, apiextensionsv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, appsv1alpha1.AddToScheme, rolloutsv1alpha1.AddToScheme, apiextensionsv1.AddToScheme} {
 		if err := add(s); err != nil {
 			return nil, err
 		}
