@@ -104,7 +104,13 @@ func TestManagerStats(t *testing.T) {
 	if m.HeapInuse != 20971520 {
 		t.Errorf("heap = %v", m.HeapInuse)
 	}
-	d := m.minus(managerStats{Writes: 5, WritesByMethod: map[string]float64{"PATCH": 2000}})
+	if got, want := m.byController(), "cloneset 42 (12.50 s), statefulset 9 (0.00 s)"; got != want {
+		t.Errorf("byController = %q, want %q", got, want)
+	}
+	d := m.minus(managerStats{Writes: 5, WritesByMethod: map[string]float64{"PATCH": 2000}, ReconcilesBy: map[string]float64{"cloneset": 40}})
+	if got, want := d.byController(), "cloneset 2 (12.50 s), statefulset 9 (0.00 s)"; got != want {
+		t.Errorf("minus byController = %q, want %q", got, want)
+	}
 	if d.Writes != 3000 || methods(d.WritesByMethod) != "POST 1000, PUT 4, DELETE 1" {
 		t.Errorf("minus: writes %v by method %q", d.Writes, methods(d.WritesByMethod))
 	}

@@ -363,6 +363,10 @@ func (b *bench) canaryRows(ctx context.Context) error {
 	if err := m.finish(ctx, total, int(n)); err != nil {
 		return err
 	}
+	if sc, err := scrapeHTTP(ctx, b.mgr.metricsAddr); err == nil && m.before.hasMgr {
+		d := managerStatsFrom(sc).minus(m.before.mgr)
+		total.notes = append(total.notes, "reconciles (time in them) by controller: "+d.byController())
+	}
 	// Milestones: the controller's events (its own clock, to the
 	// microsecond) and the status as the bench polled it.
 	observed := observedMilestones(samples, m.start, steps, newRev)

@@ -242,6 +242,9 @@ type managerStats struct {
 	QueueWaitCount float64
 	QueueDepth     float64 // workqueue_depth, all controllers (gauge)
 	HeapInuse      float64 // go_memstats_heap_inuse_bytes (gauge)
+	// By controller: reconciles and seconds spent in them.
+	ReconcilesBy    map[string]float64
+	ReconcileSecsBy map[string]float64
 }
 
 func managerStatsFrom(s scrape) managerStats {
@@ -249,17 +252,19 @@ func managerStatsFrom(s scrape) managerStats {
 	// workload kind, the others idle.
 	var all func(map[string]string) bool
 	return managerStats{
-		Writes:         s.sum("rest_client_requests_total", isClientWrite),
-		WritesByMethod: s.by("rest_client_requests_total", isClientWrite, "method"),
-		Reads:          s.sum("rest_client_requests_total", labelIn("method", "GET")),
-		Reconciles:     s.sum("controller_runtime_reconcile_total", all),
-		ReconcileErrs:  s.sum("controller_runtime_reconcile_errors_total", all),
-		ReconcileSecs:  s.sum("controller_runtime_reconcile_time_seconds_sum", all),
-		QueueAdds:      s.sum("workqueue_adds_total", all),
-		QueueWaitSecs:  s.sum("workqueue_queue_duration_seconds_sum", all),
-		QueueWaitCount: s.sum("workqueue_queue_duration_seconds_count", all),
-		QueueDepth:     s.sum("workqueue_depth", all),
-		HeapInuse:      s.sum("go_memstats_heap_inuse_bytes", nil),
+		Writes:          s.sum("rest_client_requests_total", isClientWrite),
+		WritesByMethod:  s.by("rest_client_requests_total", isClientWrite, "method"),
+		Reads:           s.sum("rest_client_requests_total", labelIn("method", "GET")),
+		Reconciles:      s.sum("controller_runtime_reconcile_total", all),
+		ReconcileErrs:   s.sum("controller_runtime_reconcile_errors_total", all),
+		ReconcileSecs:   s.sum("controller_runtime_reconcile_time_seconds_sum", all),
+		QueueAdds:       s.sum("workqueue_adds_total", all),
+		QueueWaitSecs:   s.sum("workqueue_queue_duration_seconds_sum", all),
+		QueueWaitCount:  s.sum("workqueue_queue_duration_seconds_count", all),
+		QueueDepth:      s.sum("workqueue_depth", all),
+		HeapInuse:       s.sum("go_memstats_heap_inuse_bytes", nil),
+		ReconcilesBy:    s.by("controller_runtime_reconcile_total", all, "controller"),
+		ReconcileSecsBy: s.by("controller_runtime_reconcile_time_seconds_sum", all, "controller"),
 	}
 }
 
@@ -273,11 +278,40 @@ func (a managerStats) minus(b managerStats) managerStats {
 	out.QueueAdds -= b.QueueAdds
 	out.QueueWaitSecs -= b.QueueWaitSecs
 	out.QueueWaitCount -= b.QueueWaitCount
-	out.WritesByMethod = map[string]float64{}
-	for k, v := range a.WritesByMethod {
-		if d := v - b.WritesByMethod[k]; d != 0 {
-			out.WritesByMethod[k] = d
+	out.WritesByMethod = minusMap(a.WritesByMethod, b.WritesByMethod)
+	out.ReconcilesBy = minusMap(a.ReconcilesBy, b.ReconcilesBy)
+	out.ReconcileSecsBy = minusMap(a.ReconcileSecsBy, b.ReconcileSecsBy)
+	return out
+}
+
+// minusMap is a - b by key, without the keys that did not change.
+func minusMap(a, b map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range a {
+		if d := v - b[k]; d != 0 {
+			out[k] = d
 		}
 	}
 	return out
+}
+
+// byController renders reconciles and their time by controller, busiest
+// first: "cloneset 635 (8.45 s), rollout 22 (5.07 s)".
+func (a managerStats) byController() string {
+	keys := make([]string, 0, len(a.ReconcilesBy))
+	for k := range a.ReconcilesBy {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		x, y := a.ReconcileSecsBy[keys[i]], a.ReconcileSecsBy[keys[j]]
+		return x > y || (x == y && keys[i] < keys[j])
+	})
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %.0f (%.2f s)", k, a.ReconcilesBy[k], a.ReconcileSecsBy[k]))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
