@@ -3,7 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
-	"sort"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,13 +28,7 @@ func RenderAnalysisRunList(w io.Writer, now time.Time, items []rolloutsv1alpha1.
 		_, err := fmt.Fprintln(w, "No AnalysisRuns found.")
 		return err
 	}
-	items = append([]rolloutsv1alpha1.AnalysisRun(nil), items...)
-	sort.Slice(items, func(i, j int) bool {
-		if items[i].Namespace != items[j].Namespace {
-			return items[i].Namespace < items[j].Namespace
-		}
-		return items[i].Name < items[j].Name
-	})
+	items = sortedByName(items, func(r *rolloutsv1alpha1.AnalysisRun) metav1.Object { return r })
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tPHASE\tAGE\tMESSAGE")
 	for i := range items {

@@ -172,13 +172,7 @@ func RenderList(w io.Writer, now time.Time, items []appsv1alpha1.CloneSet) error
 		_, err := fmt.Fprintln(w, "No CloneSets found.")
 		return err
 	}
-	items = append([]appsv1alpha1.CloneSet(nil), items...)
-	sort.Slice(items, func(i, j int) bool {
-		if items[i].Namespace != items[j].Namespace {
-			return items[i].Namespace < items[j].Namespace
-		}
-		return items[i].Name < items[j].Name
-	})
+	items = sortedByName(items, func(cs *appsv1alpha1.CloneSet) metav1.Object { return cs })
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tDESIRED\tUPDATED\tREADY\tAVAILABLE\tSTRATEGY\tPARTITION\tSTATUS\tAGE")
 	for i := range items {
@@ -450,4 +444,17 @@ func orDash(s string) string {
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// sortedByName returns a copy of items sorted by namespace, then name.
+func sortedByName[T any](items []T, meta func(*T) metav1.Object) []T {
+	out := append([]T(nil), items...)
+	sort.Slice(out, func(i, j int) bool {
+		a, b := meta(&out[i]), meta(&out[j])
+		if a.GetNamespace() != b.GetNamespace() {
+			return a.GetNamespace() < b.GetNamespace()
+		}
+		return a.GetName() < b.GetName()
+	})
+	return out
 }
