@@ -3,11 +3,11 @@ package cli
 import (
 	"fmt"
 	"io"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
