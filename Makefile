@@ -5,6 +5,7 @@ SHELL := /usr/bin/env bash -o pipefail
 BIN        := $(CURDIR)/bin
 CONTROLLER_GEN := $(BIN)/controller-gen
 export KUBEBUILDER_ASSETS := $(BIN)
+export DROVER_PROMETHEUS := $(BIN)/prometheus
 GO_TEST_FLAGS ?=
 E2E_TIMEOUT ?= 40m
 

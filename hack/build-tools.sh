@@ -86,5 +86,6 @@ group controllergen "$CONTROLLER_TOOLS_VERSION" controller-gen
 group helm "$HELM_VERSION" helm
 kubectl_key=$(cat hack/tools/kubectl/go.mod hack/tools/kubectl/go.sum hack/tools/kubectl/main.go | sha256sum)
 group kubectl "$kubectl_key" kubectl
+hack/install-prometheus.sh # real Prometheus for the analysis tests, linked as bin/prometheus
 hack/build-traefik.sh # Traefik for the traffic e2e tests; cached the same way (its own key), linked as bin/traefik
 echo "tools ready in $root/bin" >&2

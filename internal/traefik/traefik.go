@@ -30,7 +30,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,7 +37,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -47,6 +45,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/drover-dev/drover/internal/childprocess"
 	"github.com/drover-dev/drover/internal/freeport"
 )
 
@@ -99,15 +98,12 @@ type Options struct {
 // Traefik is a running Traefik process. Its methods are safe for concurrent
 // use.
 type Traefik struct {
-	cmd         *exec.Cmd
+	proc        *childprocess.Process
 	webPort     int
 	metricsPort int
 	apiPort     int
 	workDir     string
 	ownWorkDir  bool
-	tail        *tailBuffer
-	exited      chan struct{} // closed when the process has been waited for
-	waitErr     error         // set before exited is closed
 	stopOnce    sync.Once
 	stopErr     error
 }
@@ -133,7 +129,7 @@ func Start(ctx context.Context, opts Options) (*Traefik, error) {
 		return nil, fmt.Errorf("traefik: kubeconfig: %w", err)
 	}
 
-	t := &Traefik{tail: &tailBuffer{max: logTailBytes}, exited: make(chan struct{})}
+	t := &Traefik{}
 	if opts.WorkDir == "" {
 		t.workDir, err = os.MkdirTemp("", "drover-traefik-")
 		if err != nil {
@@ -203,27 +199,15 @@ func Start(ctx context.Context, opts Options) (*Traefik, error) {
 		env = append(env, kv)
 	}
 
-	out := io.Writer(t.tail)
-	if opts.Log != nil {
-		out = io.MultiWriter(opts.Log, t.tail)
-	}
-	// Not exec.CommandContext: ctx bounds the start, not the process's life.
-	t.cmd = exec.Command(bin, args...)
-	t.cmd.Env = env
-	t.cmd.Dir = t.workDir
-	t.cmd.Stdout = out
-	t.cmd.Stderr = out
-	t.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := t.cmd.Start(); err != nil {
+	t.proc, err = childprocess.Start(childprocess.Spec{
+		Name: "traefik", Path: bin, Args: args, Env: env, Dir: t.workDir,
+		Log: opts.Log, TailBytes: logTailBytes, Grace: stopGrace,
+	})
+	if err != nil {
 		t.removeWorkDir()
-		return nil, fmt.Errorf("traefik: start %s: %w", bin, err)
+		return nil, err
 	}
-	go func() {
-		t.waitErr = t.cmd.Wait()
-		close(t.exited)
-	}()
-
-	if err := t.waitReady(ctx); err != nil {
+	if err := t.proc.WaitHTTP(ctx, t.APIURL()+"/ping", startTimeout); err != nil {
 		if stopErr := t.Stop(); stopErr != nil {
 			err = errors.Join(err, stopErr)
 		}
@@ -233,38 +217,6 @@ func Start(ctx context.Context, opts Options) (*Traefik, error) {
 }
 
 func loopback(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
-
-// waitReady polls the ping endpoint until it answers 200 OK.
-func (t *Traefik) waitReady(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, startTimeout)
-	defer cancel()
-	hc := &http.Client{Timeout: 2 * time.Second}
-	url := t.APIURL() + "/ping"
-	var last error
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return fmt.Errorf("traefik: %w", err)
-		}
-		resp, err := hc.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("GET %s: %s", url, resp.Status)
-		}
-		last = err
-		select {
-		case <-t.exited:
-			return fmt.Errorf("traefik: exited before it was ready (%v); end of its log:\n%s", t.waitErr, t.tail.String())
-		case <-ctx.Done():
-			return fmt.Errorf("traefik: not ready (last: %v): %w; end of its log:\n%s", last, ctx.Err(), t.tail.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
 
 // WebPort is the port of the web entry point on 127.0.0.1; a Gateway
 // listener must use it as its port to be served there.
@@ -284,10 +236,10 @@ func (t *Traefik) APIURL() string { return "http://" + loopback(t.apiPort) }
 func (t *Traefik) WorkDir() string { return t.workDir }
 
 // LogTail is the end of Traefik's log (the last few KiB).
-func (t *Traefik) LogTail() string { return t.tail.String() }
+func (t *Traefik) LogTail() string { return t.proc.LogTail() }
 
 // Exited is closed when the Traefik process has ended.
-func (t *Traefik) Exited() <-chan struct{} { return t.exited }
+func (t *Traefik) Exited() <-chan struct{} { return t.proc.Exited() }
 
 // Stop ends Traefik's process group (SIGTERM, SIGKILL after a grace
 // period), waits for the process and removes a temporary work dir. It is
@@ -299,56 +251,13 @@ func (t *Traefik) Stop() error {
 
 func (t *Traefik) stop() error {
 	defer t.removeWorkDir()
-	pgid := t.cmd.Process.Pid // Setpgid: the group id is the leader's pid
-	select {
-	case <-t.exited:
-	default:
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		select {
-		case <-t.exited:
-		case <-time.After(stopGrace):
-		}
-	}
-	// Whatever the leader left behind in its group, and the leader itself
-	// if SIGTERM was not enough.
-	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("traefik: kill process group %d: %w", pgid, err)
-	}
-	select {
-	case <-t.exited:
-	case <-time.After(stopGrace):
-		return fmt.Errorf("traefik: process %d still running after SIGKILL", pgid)
-	}
-	return nil
+	return t.proc.Stop()
 }
 
 func (t *Traefik) removeWorkDir() {
 	if t.ownWorkDir {
 		_ = os.RemoveAll(t.workDir)
 	}
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf []byte
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if over := len(b.buf) - b.max; over > 0 {
-		b.buf = append(b.buf[:0], b.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }
 
 // GatewayAPICRDDir returns the directory of the Gateway API standard CRDs

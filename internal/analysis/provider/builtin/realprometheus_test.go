@@ -3,10 +3,9 @@ package builtin_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,56 +17,38 @@ import (
 	"github.com/drover-dev/drover/internal/analysis"
 	"github.com/drover-dev/drover/internal/analysis/analysistest"
 	"github.com/drover-dev/drover/internal/analysis/provider/builtin"
-	"github.com/drover-dev/drover/internal/freeport"
+	"github.com/drover-dev/drover/internal/promserver"
 )
 
 // TestRealPrometheus evaluates every builtin query in a real Prometheus
-// (DROVER_REAL_PROMETHEUS=/path/to/prometheus; Debian's prometheus 2.42
-// works) scraping exporters that write the series each source writes:
+// (DROVER_PROMETHEUS, which make sets to bin/prometheus: Debian's
+// prometheus 2.42) scraping exporters that write the series each source writes:
 // the canary answers 0.5% errors in ~0.1 s, the stable revision 50%
 // errors in ~2 s, so a query that mixed them up would be judged Failed.
 func TestRealPrometheus(t *testing.T) {
-	bin := os.Getenv("DROVER_REAL_PROMETHEUS")
+	bin := os.Getenv("DROVER_PROMETHEUS")
 	if bin == "" {
-		t.Skip("DROVER_REAL_PROMETHEUS is not set")
+		t.Skip("DROVER_PROMETHEUS is not set (make unit sets it to bin/prometheus)")
 	}
 	canary, stable := exporter(t, 0.005, 0.1), exporter(t, 0.5, 2)
 	proxies := proxyExporter(t)
-	ports, err := freeport.Loopback(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
 	host := func(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
-	cfg := fmt.Sprintf(`global: {scrape_interval: 1s}
-scrape_configs:
-- job_name: pods
-  static_configs:
-  - targets: [%q]
-    labels: {namespace: team-a, pod: web-canary-0, controller_revision_hash: web-7f9c}
-  - targets: [%q]
-    labels: {namespace: team-a, pod: web-stable-0, controller_revision_hash: web-55d1}
-- job_name: proxies
-  honor_labels: true
-  static_configs:
-  - targets: [%q]
-`, host(canary), host(stable), host(proxies))
-	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
-	logs, err := os.Create(filepath.Join(dir, "prometheus.log"))
+	// The pods as the demo app's service discovery lists them.
+	sd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `[{"targets":[%q],"labels":{"namespace":"team-a","pod":"web-canary-0","controller_revision_hash":"web-7f9c"}},`+
+			`{"targets":[%q],"labels":{"namespace":"team-a","pod":"web-stable-0","controller_revision_hash":"web-55d1"}}]`, host(canary), host(stable))
+	}))
+	t.Cleanup(sd.Close)
+	prom, err := promserver.Start(context.Background(), promserver.Options{
+		Binary: bin, WorkDir: t.TempDir(), SD: []string{sd.URL},
+		Static: map[string]string{"proxies": host(proxies)},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	t.Cleanup(func() { _ = prom.Stop() })
+	addr := prom.Address()
 
 	ev, err := analysis.NewEvaluator()
 	if err != nil {
@@ -89,8 +70,7 @@ scrape_configs:
 				time.Sleep(500 * time.Millisecond)
 			}
 			if err != nil {
-				log, _ := os.ReadFile(filepath.Join(dir, "prometheus.log"))
-				t.Fatalf("%s/%s: %v\n%s", source, name, err, log)
+				t.Fatalf("%s/%s: %v\n%s", source, name, err, prom.LogTail())
 			}
 			verdict, err := ev.Judge(builtin.Provider{}.DefaultConditions(m), v)
 			if err != nil || verdict.Phase != rolloutsv1alpha1.AnalysisPhaseSuccessful {
