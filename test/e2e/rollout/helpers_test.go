@@ -198,7 +198,8 @@ func (e *env) startTraefik() *traefik.Traefik {
 func (e *env) startDemoApp() {
 	t := e.t
 	logger, _ := ktesting.NewTestContext(t)
-	srv, err := demoapp.New(framework.Config(), demoapp.Options{Namespace: e.ns, Log: logger})
+	// The /sd endpoint lists the pods for a story's Prometheus.
+	srv, err := demoapp.New(framework.Config(), demoapp.Options{Namespace: e.ns, Log: logger, SDAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
