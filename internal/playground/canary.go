@@ -129,10 +129,12 @@ func (s *session) startCanary(ctx context.Context, cfg *rest.Config, c client.Cl
 
 	// The demo pods' stand-in, for every namespace: pods the user deploys
 	// answer too.
-	srv, err := demoapp.New(cfg, demoapp.Options{Log: log.WithName("demoapp")})
+	// Its /sd endpoint lists the pods for the analysis demo's Prometheus.
+	srv, err := demoapp.New(cfg, demoapp.Options{Log: log.WithName("demoapp"), SDAddr: "127.0.0.1:0"})
 	if err != nil {
 		return "", 0, fmt.Errorf("playground: %w", err)
 	}
+	s.demo = srv
 	demoCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.demoCancel = cancel
 	s.demoDone = make(chan error, 1)
@@ -151,19 +153,29 @@ func (s *session) startCanary(ctx context.Context, cfg *rest.Config, c client.Cl
 	if err := applyManifest(ctx, c, "examples/rollout.yaml", examples.Rollout(), CanaryNamespace); err != nil {
 		return "", 0, err
 	}
-	replicas, err := waitRolloutHealthy(ctx, c, s.o.ReadyTimeout, s.mgrDone)
+	replicas, err := waitRolloutHealthy(ctx, c, CanaryName, s.o.ReadyTimeout, s.mgrDone)
 	if err != nil {
 		return "", 0, fmt.Errorf("%w (manager log: %s)", err, s.env.ManagerLog)
 	}
-	if err := waitGatewayServes(ctx, tr.WebURL()); err != nil {
+	if err := waitGatewayServes(ctx, tr.WebURL(), ""); err != nil {
 		return "", 0, fmt.Errorf("%w (Traefik's log: %s)", err, s.traefikLog.path)
 	}
 	return tr.WebURL(), replicas, nil
 }
 
-// stopCanary stops Traefik and the demoapp server.
+// stopCanary stops the analysis demo (its live stories and traffic, then
+// Prometheus), Traefik and the demoapp server.
 func (s *session) stopCanary() []error {
 	var errs []error
+	s.stopBackground()
+	if s.prom != nil {
+		if err := s.prom.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("playground: %w", err))
+		} else {
+			s.p.printf("  Prometheus stopped\n")
+		}
+		s.prom = nil
+	}
 	if s.prepDone != nil {
 		// Step 6 never collected the preparation: end it.
 		s.prepCancel()
@@ -252,10 +264,11 @@ func applyManifest(ctx context.Context, c client.Client, name string, raw []byte
 	return nil
 }
 
-// waitRolloutHealthy waits until the canary Rollout is Healthy for its
-// current generation, with weight 0 verified by the route and every pod of
-// the CloneSet ready on the stable revision; it returns the pod count.
-func waitRolloutHealthy(ctx context.Context, c client.Client, timeout time.Duration, mgrDone chan error) (int32, error) {
+// waitRolloutHealthy waits until the Rollout name (of CanaryNamespace, on
+// the CloneSet of the same name) is Healthy for its current generation,
+// with weight 0 verified by the route and every pod of the CloneSet ready
+// on the stable revision; it returns the pod count.
+func waitRolloutHealthy(ctx context.Context, c client.Client, name string, timeout time.Duration, mgrDone chan error) (int32, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var replicas int32
@@ -264,7 +277,7 @@ func waitRolloutHealthy(ctx context.Context, c client.Client, timeout time.Durat
 		if err := managerStopped(mgrDone); err != nil {
 			return false, err
 		}
-		key := client.ObjectKey{Namespace: CanaryNamespace, Name: CanaryName}
+		key := client.ObjectKey{Namespace: CanaryNamespace, Name: name}
 		cs := &appsv1alpha1.CloneSet{}
 		if err := c.Get(ctx, key, cs); err != nil {
 			return false, client.IgnoreNotFound(err)
@@ -284,20 +297,20 @@ func waitRolloutHealthy(ctx context.Context, c client.Client, timeout time.Durat
 			cs.Status.ObservedGeneration == cs.Generation && cs.Status.ReadyReplicas == replicas, nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("playground: Rollout %s/%s not Healthy (%s): %w", CanaryNamespace, CanaryName, state, err)
+		return 0, fmt.Errorf("playground: Rollout %s/%s not Healthy (%s): %w", CanaryNamespace, name, state, err)
 	}
 	return replicas, nil
 }
 
-// waitGatewayServes waits until a request through the gateway is answered
-// by a demo pod.
-func waitGatewayServes(ctx context.Context, url string) error {
+// waitGatewayServes waits until a request through the gateway (for host,
+// when not empty) is answered by a demo pod.
+func waitGatewayServes(ctx context.Context, url, host string) error {
 	ctx, cancel := context.WithTimeout(ctx, gatewayServeTimeout)
 	defer cancel()
 	hc := &http.Client{Timeout: 2 * time.Second}
 	var last error
 	err := poll(ctx, func() (bool, error) {
-		last = getVersion(ctx, hc, url)
+		last = getVersion(ctx, hc, url, host)
 		return last == nil, nil
 	})
 	if err != nil {
@@ -306,10 +319,13 @@ func waitGatewayServes(ctx context.Context, url string) error {
 	return nil
 }
 
-func getVersion(ctx context.Context, hc *http.Client, url string) error {
+func getVersion(ctx context.Context, hc *http.Client, url, host string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
+	}
+	if host != "" {
+		req.Host = host
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

@@ -39,10 +39,14 @@ func printGuide(p *printer, o Options, env Env, nodes int, took time.Duration) {
 	w("  kubectl patch cloneset %s --type json -p '%s'\n", DemoName, addLogVolume)
 	w("  kubectl get sidecarset\n\n")
 	canaryGuide(w, cli, env.GatewayURL)
+	analysisGuide(w, cli, env.GatewayURL, env.PrometheusURL)
 	w("Manager log: %s\n", env.ManagerLog)
 	traefik := ""
 	if env.GatewayURL != "" {
 		traefik = "Traefik, "
+	}
+	if env.PrometheusURL != "" {
+		traefik += "Prometheus, "
 	}
 	if o.KeepOnExit {
 		w("Press Ctrl-C to stop %sthe manager; the cluster is kept (--keep).\n", strings.ToLower(traefik))
@@ -73,6 +77,24 @@ func canaryGuide(w func(string, ...any), cli, url string) {
 	w("  - then every pod moves to v2 in place and v2 gets 100%%; the Rollout is Healthy again.\n")
 	w("  - %s abort %s at any point sends every request, then every pod, back to v1;\n", cli, CanaryName)
 	w("    the Rollout stays Degraded until %s retry %s or another image.\n\n", cli, CanaryName)
+}
+
+// analysisGuide is the guide's section on the analysis demo.
+func analysisGuide(w func(string, ...any), cli, gatewayURL, promURL string) {
+	if promURL == "" {
+		w("The analysis demo (examples/analysis.yaml judged by Prometheus) is off: see step 7 above.\n\n")
+		return
+	}
+	w("Releases judged by Prometheus (examples/analysis.yaml): the Rollout %s sends 20%%, then 60%% of the\n", AnalysisName)
+	w("requests for host %s to a new version, and after each step an AnalysisRun measures the canary's\n", AnalysisHost)
+	w("success rate in a real Prometheus (%s) as the application and as the gateway count it.\n", promURL)
+	w("The playground sends it about 50 requests a second and plays two releases below, live:\n")
+	w("  (1) demo:v2, healthy: %s with no one promoting it;\n", AnalysisPromotedLine)
+	w("  (2) demo:v3 answering 20%% errors: %s within 15s, traffic back on demo:v2.\n", AnalysisAbortedLine)
+	w("Follow them, and the measurements, with:\n\n")
+	w("  %s get rollout %s -w\n", cli, AnalysisName)
+	w("  %s get analysisrun\n", cli)
+	w("  curl -s -H 'Host: %s' %s; echo\n\n", AnalysisHost, gatewayURL)
 }
 
 // SplitCommand is the guide's shell one-liner that sends 200 requests to

@@ -26,9 +26,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/drover-dev/drover/internal/demoapp"
 	"github.com/drover-dev/drover/internal/freeport"
 	"github.com/drover-dev/drover/internal/kwokcluster"
 	"github.com/drover-dev/drover/internal/manager"
+	"github.com/drover-dev/drover/internal/promserver"
 	"github.com/drover-dev/drover/internal/traefik"
 )
 
@@ -102,6 +104,9 @@ type Env struct {
 	// when the canary demo is off (Traefik or the Gateway API CRDs could
 	// not be set up).
 	GatewayURL string
+	// PrometheusURL is the URL of the analysis demo's Prometheus; "" when
+	// the analysis demo is off.
+	PrometheusURL string
 }
 
 // Run starts the playground and blocks until ctx ends (SIGINT/SIGTERM in
@@ -154,6 +159,15 @@ type session struct {
 	traefikLog *logFile
 	demoCancel context.CancelFunc
 	demoDone   chan error
+	demo       *demoapp.Server
+
+	// The analysis demo (analysis.go).
+	prom            *promserver.Server
+	promLog         *logFile
+	analysisTraffic *traffic
+	bgCtx           context.Context
+	bgCancel        context.CancelFunc
+	bg              sync.WaitGroup
 }
 
 func (s *session) run(ctx context.Context) (err error) {
@@ -168,7 +182,7 @@ func (s *session) run(ctx context.Context) (err error) {
 		}
 		return err
 	}
-	p.printf("[1/6] control plane binaries: %s\n", s.binDir)
+	p.printf("[1/7] control plane binaries: %s\n", s.binDir)
 
 	dir, err := os.MkdirTemp(o.WorkDir, "drover-playground-")
 	if err != nil {
@@ -201,13 +215,16 @@ func (s *session) run(ctx context.Context) (err error) {
 	if s.traefikLog, err = openLog(filepath.Join(dir, "traefik.log")); err != nil {
 		return err
 	}
+	if s.promLog, err = openLog(filepath.Join(dir, "prometheus.log")); err != nil {
+		return err
+	}
 	// controller-runtime and client-go log through process-wide loggers;
 	// the first logger set wins, which is this one in the drover CLI.
 	logger := zap.New(zap.WriteTo(s.logs))
 	ctrl.SetLogger(logger)
 	klog.SetLogger(logger)
 
-	p.printf("[2/6] starting kwok cluster %s with %d simulated nodes ... ", o.Name, o.Nodes)
+	p.printf("[2/7] starting kwok cluster %s with %d simulated nodes ... ", o.Name, o.Nodes)
 	t := time.Now()
 	s.cluster, err = kwokcluster.Start(ctx, kwokcluster.Options{
 		Name: o.Name, BinDir: s.binDir, WorkDir: dir, Nodes: o.Nodes, Log: s.kwokLog,
@@ -228,7 +245,7 @@ func (s *session) run(ctx context.Context) (err error) {
 		return err
 	}
 
-	p.printf("[3/6] installing Drover CRDs ... ")
+	p.printf("[3/7] installing Drover CRDs ... ")
 	t = time.Now()
 	n, err := installCRDs(ctx, c)
 	if err != nil {
@@ -241,7 +258,7 @@ func (s *session) run(ctx context.Context) (err error) {
 	// to establish CRDs while it processes others); step 6 waits for them.
 	s.startGatewayPrep(ctx, c)
 
-	p.printf("[4/6] starting the Drover manager in this process ... ")
+	p.printf("[4/7] starting the Drover manager in this process ... ")
 	mo := manager.Defaults()
 	ports, err := freeport.Loopback(3)
 	if err != nil {
@@ -268,7 +285,7 @@ func (s *session) run(ctx context.Context) (err error) {
 	go func() { s.mgrDone <- mgr.Start(mgrCtx) }()
 	p.printf("metrics on %s, probes on %s\n", mo.MetricsAddr, mo.ProbeAddr)
 
-	p.printf("[5/6] deploying CloneSet %s/%s ... ", DemoNamespace, DemoName)
+	p.printf("[5/7] deploying CloneSet %s/%s ... ", DemoNamespace, DemoName)
 	t = time.Now()
 	if err := applyDemo(ctx, c); err != nil {
 		p.printf("failed\n")
@@ -281,7 +298,7 @@ func (s *session) run(ctx context.Context) (err error) {
 	}
 	p.printf("%d/%d pods ready (%s)\n", replicas, replicas, since(t))
 
-	p.printf("[6/6] canary demo: Traefik, Gateway %s/%s, Rollout %s/%s (examples/rollout.yaml) ... ",
+	p.printf("[6/7] canary demo: Traefik, Gateway %s/%s, Rollout %s/%s (examples/rollout.yaml) ... ",
 		CanaryNamespace, GatewayName, CanaryNamespace, CanaryName)
 	t = time.Now()
 	url, canaryPods, err := s.startCanary(ctx, cfg, c, logger)
@@ -298,10 +315,39 @@ func (s *session) run(ctx context.Context) (err error) {
 		return err
 	}
 
+	p.printf("[7/7] analysis demo: Prometheus, Rollout %s/%s (examples/analysis.yaml) for host %s ... ", CanaryNamespace, AnalysisName, AnalysisHost)
+	t = time.Now()
+	analysisOn := false
+	switch {
+	case s.env.GatewayURL == "":
+		p.printf("skipped: it needs the canary demo's gateway\n")
+	default:
+		prom, err := s.startAnalysisDemo(ctx, c, s.env.GatewayURL)
+		switch {
+		case err == nil:
+			s.env.PrometheusURL = prom.URL()
+			analysisOn = true
+			p.printf("Prometheus %s, Rollout Healthy (%s)\n", prom.URL(), since(t))
+		case errors.As(err, &skipped) && ctx.Err() == nil:
+			logger.Error(err, "analysis demo skipped")
+			p.printf("skipped, the rest of the playground works: %s\n", firstLine(err))
+		default:
+			p.printf("failed\n")
+			return err
+		}
+	}
+
 	s.ready = true
 	printGuide(p, o, s.env, o.Nodes, since(start))
 	if o.Ready != nil {
 		o.Ready(s.env)
+	}
+	if analysisOn {
+		s.goBackground(func(bg context.Context) {
+			ctx, cancel := context.WithCancel(bg)
+			defer cancel()
+			s.playAnalysisStories(ctx, c)
+		})
 	}
 
 	select {
@@ -334,7 +380,7 @@ func (s *session) cleanup() error {
 		}
 	}
 	closeLogs := func() {
-		for _, l := range []*logFile{s.logs, s.kwokLog, s.traefikLog} {
+		for _, l := range []*logFile{s.logs, s.kwokLog, s.traefikLog, s.promLog} {
 			if l != nil {
 				l.Close()
 			}

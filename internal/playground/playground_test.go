@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -278,6 +279,10 @@ func TestPlayground(t *testing.T) {
 	// injection webhook, so a recreated pod gets the example's sidecar.
 	sidecarInjected(ctx, t, c, env.ManagerLog)
 
+	// The analysis demo's two releases, played live once the playground
+	// was ready (they ran while the stories above did).
+	analysisStories(t, &out, env)
+
 	stopStart := time.Now()
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v\n%s", err, out.String())
@@ -290,7 +295,7 @@ func TestPlayground(t *testing.T) {
 	if pids := pgrep(t, env.Dir); len(pids) > 0 {
 		t.Errorf("processes of playground %s (Traefik?) left: %v", env.Dir, pids)
 	}
-	for _, want := range []string{"Traefik stopped", "demo app server stopped"} {
+	for _, want := range []string{"Traefik stopped", "Prometheus stopped", "demo app server stopped"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
@@ -486,5 +491,54 @@ func TestPlaygroundProcessCleanup(t *testing.T) {
 				time.Sleep(200 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// analysisStories waits for the end of the analysis demo's live output and
+// checks what it said: the healthy demo:v2 promoted with every analysis
+// measurement successful, the 20%-errors demo:v3 aborted on a failed
+// measurement near 0.8, and traffic all back on demo:v2.
+func analysisStories(t *testing.T, out *syncBuffer, env playground.Env) {
+	t.Helper()
+	if env.PrometheusURL == "" {
+		t.Fatalf("the analysis demo is off:\n%s", out.String())
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for !strings.Contains(out.String(), playground.AnalysisDoneLine) {
+		if strings.Contains(out.String(), "[analysis demo] stopped") || time.Now().After(deadline) {
+			t.Fatalf("the analysis demo did not finish:\n%s", out.String())
+		}
+		time.Sleep(time.Second)
+	}
+	all := out.String()
+	live := all[strings.Index(all, "[analysis demo] (1)"):]
+	t.Logf("analysis demo:\n%s", live)
+	healthy, bad, ok := strings.Cut(live, "[analysis demo] (2)")
+	if !ok {
+		t.Fatalf("no second story:\n%s", live)
+	}
+	for _, want := range []string{
+		"demo:v2 of cloneset/shop", "step 2/4", "app-success-rate 1.000 (Successful)", "gateway-success-rate 1.000 (Successful)",
+		playground.AnalysisPromotedLine, "of 100 requests, 100 answered by v2",
+	} {
+		if !strings.Contains(healthy, want) {
+			t.Errorf("story (1) lacks %q", want)
+		}
+	}
+	for _, bad := range []string{"(Failed)", "Degraded"} {
+		if strings.Contains(healthy, bad) {
+			t.Errorf("story (1) says %q", bad)
+		}
+	}
+	for _, want := range []string{
+		"demo:v3 with ERROR_RATE=0.2 of cloneset/shop", "(Failed)", playground.AnalysisAbortedLine,
+		"traffic back on demo:v2: of 100 requests, 100 answered by v2",
+	} {
+		if !strings.Contains(bad, want) {
+			t.Errorf("story (2) lacks %q", want)
+		}
+	}
+	if !regexp.MustCompile(`success-rate 0\.[78][0-9]{2} \(Failed\)`).MatchString(bad) {
+		t.Errorf("story (2) shows no failed success rate near 0.8")
 	}
 }

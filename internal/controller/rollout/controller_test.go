@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -358,32 +359,38 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// TestExampleIsValid: examples/rollout.yaml's CloneSet and Rollout pass the
-// API server's validation (the HTTPRoute needs Gateway API CRDs, which the
-// e2e suite installs).
+// TestExampleIsValid: the objects of examples/rollout.yaml and
+// examples/analysis.yaml pass the API server's validation (the HTTPRoutes
+// need Gateway API CRDs, which the e2e suite installs).
 func TestExampleIsValid(t *testing.T) {
-	raw, err := testenv.Example("rollout.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns := testenv.Namespace(t, k8s, "ro-")
-	kinds := map[string]bool{}
-	for _, doc := range strings.Split(string(raw), "\n---\n") {
-		var u unstructured.Unstructured
-		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+	for file, want := range map[string][]string{
+		"rollout.yaml":  {"CloneSet", "HTTPRoute", "Rollout"},
+		"analysis.yaml": {"AnalysisTemplate", "CloneSet", "HTTPRoute", "Rollout"},
+	} {
+		raw, err := testenv.Example(file)
+		if err != nil {
 			t.Fatal(err)
 		}
-		kinds[u.GetKind()] = true
-		if u.GetKind() == "HTTPRoute" {
-			continue
+		ns := testenv.Namespace(t, k8s, "ro-")
+		var kinds []string
+		for _, doc := range strings.Split(string(raw), "\n---\n") {
+			var u unstructured.Unstructured
+			if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+				t.Fatal(err)
+			}
+			kinds = append(kinds, u.GetKind())
+			if u.GetKind() == "HTTPRoute" {
+				continue
+			}
+			u.SetNamespace(ns)
+			if err := k8s.Create(context.Background(), &u, client.DryRunAll); err != nil {
+				t.Fatalf("%s: %s %s: %v", file, u.GetKind(), u.GetName(), err)
+			}
 		}
-		u.SetNamespace(ns)
-		if err := k8s.Create(context.Background(), &u, client.DryRunAll); err != nil {
-			t.Fatalf("%s %s: %v", u.GetKind(), u.GetName(), err)
+		sort.Strings(kinds)
+		if !slices.Equal(kinds, want) {
+			t.Errorf("%s: kinds %v, want %v", file, kinds, want)
 		}
-	}
-	if !kinds["CloneSet"] || !kinds["Rollout"] || !kinds["HTTPRoute"] {
-		t.Fatalf("example kinds %v", kinds)
 	}
 }
 
