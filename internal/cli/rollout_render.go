@@ -208,6 +208,20 @@ func RenderRolloutView(w io.Writer, v RolloutView) error {
 	for _, pc := range st.PauseConditions {
 		fmt.Fprintf(w, "Paused:      %s since %s, %s\n", pc.Reason, clock(pc.StartTime), pauseUntil(v.Now, pc))
 	}
+	for i, tc := range st.TrackedConfigs {
+		label := "Configs:    "
+		if i > 0 {
+			label = "            "
+		}
+		snap := tc.Snapshot
+		switch snap {
+		case "":
+			snap = "(not found)"
+		case tc.Name:
+			snap = "(used as it is)"
+		}
+		fmt.Fprintf(w, "%s %s %s → %s\n", label, tc.Kind, tc.Name, snap)
+	}
 	renderSteps(w, v)
 	if v.Collected {
 		if err := renderRolloutPods(w, v); err != nil {

@@ -62,11 +62,14 @@ func TestRenderRollout(t *testing.T) {
 			StableReplicas: 9, StableReadyReplicas: 9, CanaryReplicas: 1, CanaryReadyReplicas: 1,
 			StableService: "web-stable", CanaryService: "web-canary",
 			PauseConditions: []rolloutsv1alpha1.PauseCondition{{Reason: rolloutsv1alpha1.PauseReasonCanaryPauseStep, StartTime: start}},
+			TrackedConfigs: []rolloutsv1alpha1.TrackedConfig{{Kind: "ConfigMap", Name: "app", Snapshot: "app-0a1b2c3d4e"},
+				{Kind: "ConfigMap", Name: "opt"}, {Kind: "Secret", Name: "db-99", Snapshot: "db-99"}},
 		},
 	}
 	var b bytes.Buffer
 	RenderRollout(&b, ro)
 	for _, want := range []string{
+		"Configs:     ConfigMap app → app-0a1b2c3d4e\n             ConfigMap opt → (not found)\n             Secret db-99 → (used as it is)\n",
 		"Phase:       Paused", "Step:        1/3", "Weight:      10% desired, 10% verified",
 		"Stable:      web-1  9/9 ready  (service web-stable)", "Canary:      web-2  1/1 ready  (service web-canary)",
 		"Paused:      CanaryPauseStep since 10:04:12, until promoted",

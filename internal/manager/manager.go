@@ -160,6 +160,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 // Deployments and ReplicaSets (a Rollout's Deployment target and its
 // canary) are cached whole, without managedFields: a Rollout matches a
 // ReplicaSet's template against its Deployment's.
+// ConfigMaps and Secrets are cached by their metadata only, without
+// annotations (trimConfigMetadata): a Rollout with spec.trackConfigs
+// watches them and reads their content from the API when it needs it.
 func cacheOptions() (cache.Options, error) {
 	owned, err := labels.NewRequirement(appsv1alpha1.LabelWorkload, selection.Exists, nil)
 	if err != nil {
@@ -173,6 +176,8 @@ func cacheOptions() (cache.Options, error) {
 			&corev1.PersistentVolumeClaim{}: {Label: sel},
 			&appsv1.ControllerRevision{}:    {Label: sel},
 			&corev1.Node{}:                  {Transform: trimNode},
+			&corev1.ConfigMap{}:             {Transform: trimConfigMetadata},
+			&corev1.Secret{}:                {Transform: trimConfigMetadata},
 		},
 	}, nil
 }

@@ -5,8 +5,11 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	"github.com/drover-dev/drover/internal/configsnapshot"
 	"github.com/drover-dev/drover/internal/revision"
 )
 
@@ -28,9 +31,16 @@ type Revisions struct {
 // SyncRevisions makes sure a revision exists for template (revision.Sync)
 // and resolves the current one. history is what the cache holds for the
 // owner; collisionCount and current come from the workload's status.
+//
+// When the owner carries a rollout control with configs (a Rollout with
+// spec.trackConfigs), the revision is that of the template with the
+// ConfigMap and Secret references the control maps renamed to their
+// snapshots (RevisionTemplate): a changed config is a new update revision,
+// and the pods of each revision are created from its stored template, with
+// the snapshots it names.
 func SyncRevisions(ctx context.Context, c client.Client, owner revision.Owner, template *corev1.PodTemplateSpec,
 	history []*appsv1.ControllerRevision, collisionCount *int32, current string) (*Revisions, error) {
-	hist, err := revision.Sync(ctx, c, owner, template, history, collisionCount)
+	hist, err := revision.Sync(ctx, c, owner, RevisionTemplate(owner.Object, template), history, collisionCount)
 	if err != nil {
 		return nil, err
 	}
@@ -39,6 +49,19 @@ func SyncRevisions(ctx context.Context, c client.Client, owner revision.Owner, t
 		r.Current = cur
 	}
 	return r, nil
+}
+
+// RevisionTemplate is the template a workload's update revision stores:
+// its spec's template with the references its rollout control's configs
+// map renamed to their snapshots (configsnapshot.Rewrite), or the template
+// itself when it carries no such control. An unreadable control maps
+// nothing: the workload holds its update until it is fixed anyway.
+func RevisionTemplate(workload metav1.Object, template *corev1.PodTemplateSpec) *corev1.PodTemplateSpec {
+	ctl, ok, err := appsv1alpha1.ParseRolloutControl(workload.GetAnnotations())
+	if !ok || err != nil {
+		return template
+	}
+	return configsnapshot.Rewrite(template, ctl.Configs)
 }
 
 // Live returns the names of the revisions that must not be pruned: the

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -142,7 +143,7 @@ func TestSetControlOnStatefulSet(t *testing.T) {
 	if err := SetControl(context.Background(), c, w, ctl); err != nil {
 		t.Fatal(err)
 	}
-	if w, err = Get(context.Background(), c, "ns", ref); err != nil || w.Control == nil || *w.Control != *ctl {
+	if w, err = Get(context.Background(), c, "ns", ref); err != nil || w.Control == nil || !equality.Semantic.DeepEqual(w.Control, ctl) {
 		t.Fatalf("control after SetControl: %+v %v", w.Control, err)
 	}
 	if err := SetControl(context.Background(), c, w, nil); err != nil {

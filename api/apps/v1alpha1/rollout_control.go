@@ -3,8 +3,10 @@ package v1alpha1
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // AnnotationRolloutControl is written on a workload by the Rollout that
@@ -63,6 +65,37 @@ type RolloutControl struct {
 	// Only the CloneSet and the DaemonSet surge: an Advanced StatefulSet
 	// has no maxSurge and ignores this field. Not negative.
 	MaxSurge *intstr.IntOrString `json:"maxSurge,omitempty"`
+	// configs maps the ConfigMaps and Secrets the workload's template
+	// references (key ConfigKey: "ConfigMap/<name>" or "Secret/<name>") to
+	// immutable snapshots of their content (value: the snapshot's name),
+	// when the Rollout tracks them (spec.trackConfigs). The workload computes
+	// its update revision from its template with every reference the map
+	// names renamed to its snapshot, so a changed config is a new revision
+	// released like a template change, and each revision's pods keep the
+	// content they started with. References the map does not name are left
+	// as they are.
+	Configs map[string]string `json:"configs,omitempty"`
+}
+
+// Kinds of the configs a RolloutControl maps (ConfigKey).
+const (
+	ConfigKindConfigMap = "ConfigMap"
+	ConfigKindSecret    = "Secret"
+)
+
+// ConfigKey is the key of RolloutControl.Configs for a ConfigMap or
+// Secret: "<kind>/<name>".
+func ConfigKey(kind, name string) string { return kind + "/" + name }
+
+// ParseConfigKey splits a key of RolloutControl.Configs. ok is false when
+// the kind is neither ConfigMap nor Secret or the name is not a valid
+// object name (a DNS subdomain).
+func ParseConfigKey(key string) (kind, name string, ok bool) {
+	kind, name, found := strings.Cut(key, "/")
+	if !found || (kind != ConfigKindConfigMap && kind != ConfigKindSecret) || len(validation.IsDNS1123Subdomain(name)) > 0 {
+		return "", "", false
+	}
+	return kind, name, true
 }
 
 // ParseRolloutControl reads a workload's rollout control annotation. ok is
@@ -87,6 +120,14 @@ func ParseRolloutControl(annotations map[string]string) (c RolloutControl, ok bo
 	}{{"maxUnavailable", c.MaxUnavailable}, {"maxSurge", c.MaxSurge}} {
 		if err := checkIntOrPercent(f.v); err != nil {
 			return c, true, fmt.Errorf("annotation %s: %s: %w", AnnotationRolloutControl, f.name, err)
+		}
+	}
+	for key, snapshot := range c.Configs {
+		if _, _, ok := ParseConfigKey(key); !ok {
+			return c, true, fmt.Errorf("annotation %s: configs: key %q is not ConfigMap/<name> or Secret/<name>", AnnotationRolloutControl, key)
+		}
+		if errs := validation.IsDNS1123Subdomain(snapshot); len(errs) > 0 {
+			return c, true, fmt.Errorf("annotation %s: configs[%s]: snapshot %q: %s", AnnotationRolloutControl, key, snapshot, strings.Join(errs, "; "))
 		}
 	}
 	return c, true, nil

@@ -1,6 +1,7 @@
 package v1alpha1_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -99,6 +100,65 @@ func TestTargets(t *testing.T) {
 		updated, stable := c.ctl.Targets(c.replicas, c.update)
 		if updated != c.updated || stable != c.stable {
 			t.Errorf("%s: Targets = %d, %d; want %d, %d", c.name, updated, stable, c.updated, c.stable)
+		}
+	}
+}
+
+func TestParseRolloutControlConfigs(t *testing.T) {
+	parse := func(raw string) (appsv1alpha1.RolloutControl, bool, error) {
+		return appsv1alpha1.ParseRolloutControl(map[string]string{appsv1alpha1.AnnotationRolloutControl: raw})
+	}
+	const head = `{"rollout":"r","stableRevision":"s","canaryReplicas":1`
+	got, _, err := parse(head + `,"configs":{"ConfigMap/app.config":"app.config-0a1b2c3d4e","Secret/db":"db-5f6a7b8c9d"}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"ConfigMap/app.config": "app.config-0a1b2c3d4e", "Secret/db": "db-5f6a7b8c9d"}
+	if fmt.Sprint(got.Configs) != fmt.Sprint(want) {
+		t.Fatalf("configs %v, want %v", got.Configs, want)
+	}
+	if again, _, err := parse(got.String()); err != nil || fmt.Sprint(again.Configs) != fmt.Sprint(want) {
+		t.Fatalf("round trip through %s: %v, %v", got.String(), again.Configs, err)
+	}
+	if got, _, err := parse(head + `}`); err != nil || got.Configs != nil {
+		t.Fatalf("no configs: %v, %v", got.Configs, err)
+	}
+
+	bad := []struct{ name, configs, mention string }{
+		{"unknown kind", `{"Pod/x":"x-1"}`, `"Pod/x"`},
+		{"no kind", `{"x":"x-1"}`, `"x"`},
+		{"empty name", `{"ConfigMap/":"x-1"}`, `"ConfigMap/"`},
+		{"name not a DNS subdomain", `{"ConfigMap/Web_Config":"x-1"}`, `"ConfigMap/Web_Config"`},
+		{"empty snapshot", `{"Secret/db":""}`, "configs[Secret/db]"},
+		{"snapshot not a DNS subdomain", `{"Secret/db":"DB snapshot"}`, "configs[Secret/db]"},
+		{"snapshot too long", `{"Secret/db":"` + strings.Repeat("a", 254) + `"}`, "configs[Secret/db]"},
+	}
+	for _, c := range bad {
+		t.Run(c.name, func(t *testing.T) {
+			_, present, err := parse(head + `,"configs":` + c.configs + `}`)
+			if !present || err == nil {
+				t.Fatalf("present %v, err %v: want an error", present, err)
+			}
+			if !strings.Contains(err.Error(), c.mention) || !strings.Contains(err.Error(), appsv1alpha1.AnnotationRolloutControl) {
+				t.Errorf("error %q does not name the annotation and %s", err, c.mention)
+			}
+		})
+	}
+}
+
+func TestConfigKey(t *testing.T) {
+	for _, c := range []struct {
+		key, kind, name string
+		ok              bool
+	}{
+		{appsv1alpha1.ConfigKey(appsv1alpha1.ConfigKindConfigMap, "web"), "ConfigMap", "web", true},
+		{appsv1alpha1.ConfigKey(appsv1alpha1.ConfigKindSecret, "db.creds"), "Secret", "db.creds", true},
+		{"configmap/web", "", "", false},
+		{"Secret/a/b", "", "", false},
+	} {
+		kind, name, ok := appsv1alpha1.ParseConfigKey(c.key)
+		if kind != c.kind || name != c.name || ok != c.ok {
+			t.Errorf("ParseConfigKey(%q) = %q, %q, %v; want %q, %q, %v", c.key, kind, name, ok, c.kind, c.name, c.ok)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 // RolloutSpec is the desired state of a Rollout.
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy.blueGreen) || self.targetRef.kind in ['CloneSet', 'Deployment']",message="strategy.blueGreen needs a CloneSet or Deployment target: a StatefulSet or DaemonSet cannot run two full sets of pods side by side (use canary)",fieldPath=".strategy.blueGreen"
+// +kubebuilder:validation:XValidation:rule="!has(self.trackConfigs) || !self.trackConfigs || self.targetRef.kind in ['CloneSet', 'StatefulSet', 'DaemonSet']",message="spec.trackConfigs needs a CloneSet, StatefulSet or DaemonSet target: a Deployment's canary ReplicaSet could not be handed to the Deployment at promotion with its references renamed to snapshots",fieldPath=".trackConfigs"
 type RolloutSpec struct {
 	// targetRef names the workload this Rollout releases, in the Rollout's
 	// namespace. The workload's template stays the single source of truth:
@@ -56,6 +57,23 @@ type RolloutSpec struct {
 	// +kubebuilder:default=3
 	// +kubebuilder:validation:Minimum=0
 	WebhookFailureThreshold *int32 `json:"webhookFailureThreshold,omitempty"`
+
+	// trackConfigs releases a change to a ConfigMap or Secret the
+	// workload's pod template references (volumes, projected volumes, env
+	// and envFrom of containers and init containers) through the strategy,
+	// like a template change, without anyone editing the workload. The
+	// Rollout copies each referenced config into an immutable snapshot
+	// (<name>-<hash of its content>, owned by the Rollout) and tells the
+	// workload, through its rollout control annotation, to compute its
+	// revisions from the template with those references renamed to the
+	// snapshots: new content is a new revision, stable pods keep the old
+	// snapshot, canary pods get the new one, and an abort brings the old
+	// content back. The workload's spec is never written, so a GitOps tool
+	// sees no drift. Switching it on or off releases one revision (same
+	// content, references renamed): pods are recreated. Needs a CloneSet,
+	// StatefulSet or DaemonSet target.
+	// +optional
+	TrackConfigs bool `json:"trackConfigs,omitempty"`
 }
 
 // WebhookType says when a Rollout calls a webhook and what its answer
@@ -851,12 +869,46 @@ type RolloutStatus struct {
 	// +listMapKey=name
 	AnalysisRuns []RolloutAnalysisRunStatus `json:"analysisRuns,omitempty"`
 
+	// trackedConfigs are the ConfigMaps and Secrets the workload's
+	// template references, with the snapshot each maps to, while
+	// spec.trackConfigs is set.
+	// +optional
+	// +listType=map
+	// +listMapKey=kind
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=1024
+	TrackedConfigs []TrackedConfig `json:"trackedConfigs,omitempty"`
+
 	// conditions: Ready, Reconciling and Stalled (kstatus), Progressing,
-	// Paused, Aborted and Completed.
+	// Paused, Aborted, Completed, and ConfigsTracked with
+	// spec.trackConfigs.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// TrackedConfig is a ConfigMap or Secret a Rollout tracks
+// (spec.trackConfigs).
+type TrackedConfig struct {
+	// kind is ConfigMap or Secret.
+	// +required
+	// +kubebuilder:validation:Enum=ConfigMap;Secret
+	Kind string `json:"kind"`
+	// name is the config's name, as the workload's template references it.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// snapshot is the immutable copy of its current content that the
+	// workload's update revision references. Empty when the config does
+	// not exist (condition ConfigsTracked says so unless every reference
+	// to it is optional); equal to name when the config is referenced as
+	// it is: a snapshot itself (the template of an earlier revision, put
+	// back by `drover undo`) or a service account token Secret.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Snapshot string `json:"snapshot,omitempty"`
 }
 
 // Rollout releases new revisions of a workload progressively: canary

@@ -51,6 +51,10 @@ const (
 	// ConditionCompleted is True when the last release was promoted and
 	// every pod runs it.
 	ConditionCompleted = "Completed"
+	// ConditionConfigsTracked (spec.trackConfigs) is True when every
+	// ConfigMap and Secret the workload's template references has its
+	// snapshot, False when one is missing or could not be copied.
+	ConditionConfigsTracked = "ConfigsTracked"
 )
 
 // Condition reasons of a Rollout.
@@ -70,6 +74,9 @@ const (
 	ReasonAnalysisRunning          = "AnalysisRunning"
 	ReasonAnalysisFailed           = "AnalysisFailed"
 	ReasonPausedInconclusive       = "PausedInconclusiveAnalysis"
+	ReasonConfigsSnapshotted       = "Snapshotted"
+	ReasonConfigNotFound           = "ConfigNotFound"
+	ReasonSnapshotFailed           = "SnapshotFailed"
 )
 
 // LabelAnalysisKind is set on the AnalysisRuns a Rollout creates (with
@@ -79,3 +86,10 @@ const LabelAnalysisKind = "rollouts.drover.dev/analysis-kind"
 // LabelAnalysisRevision is set on the AnalysisRuns a Rollout creates: the
 // revision the run judges.
 const LabelAnalysisRevision = "rollouts.drover.dev/revision"
+
+// LabelSnapshotOf is set on the snapshots a Rollout makes of the ConfigMaps
+// and Secrets its workload references (spec.trackConfigs), with
+// LabelRollout; its value is the name of the config copied (shortened with
+// a hash when longer than a label value may be; the annotation of the same
+// name holds it whole). Changes to objects carrying it start no reconcile.
+const LabelSnapshotOf = "rollouts.drover.dev/snapshot-of"

@@ -292,6 +292,10 @@ func TestValidation(t *testing.T) {
 		{"unsupported target", func(r *rolloutsv1alpha1.Rollout) {
 			r.Spec.TargetRef = rolloutsv1alpha1.TargetRef{APIVersion: "batch/v1", Kind: "Job", Name: "x"}
 		}, []string{"spec.targetRef", "CloneSet, StatefulSet or DaemonSet"}},
+		{"trackConfigs on a Deployment", func(r *rolloutsv1alpha1.Rollout) {
+			r.Spec.TargetRef = rolloutsv1alpha1.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"}
+			r.Spec.TrackConfigs = true
+		}, []string{"spec.trackConfigs", "needs a CloneSet, StatefulSet or DaemonSet target"}},
 		{"no strategy", func(r *rolloutsv1alpha1.Rollout) { r.Spec.Strategy.Canary = nil }, []string{"spec.strategy", "exactly one of strategy.canary or strategy.blueGreen"}},
 		{"blue-green on a StatefulSet", func(r *rolloutsv1alpha1.Rollout) {
 			r.Spec.TargetRef.Kind = "StatefulSet"

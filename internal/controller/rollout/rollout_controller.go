@@ -40,6 +40,7 @@ import (
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
+	"github.com/drover-dev/drover/internal/configsnapshot"
 	"github.com/drover-dev/drover/internal/gate"
 	"github.com/drover-dev/drover/internal/podcontrol"
 	"github.com/drover-dev/drover/internal/target"
@@ -109,6 +110,18 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 	}); err != nil {
 		return fmt.Errorf("indexing rollouts by target: %w", err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &rolloutsv1alpha1.Rollout{}, indexTrackConfigs, func(o client.Object) []string {
+		if o.(*rolloutsv1alpha1.Rollout).Spec.TrackConfigs {
+			return []string{"true"}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("indexing rollouts by trackConfigs: %w", err)
+	}
+	// ConfigMaps and Secrets are watched by their metadata only (a change
+	// of content changes the resourceVersion): the manager never caches
+	// their content. Snapshots change nothing a Rollout reads.
+	notSnapshot := builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return !configsnapshot.IsSnapshot(o) }))
 	return builder.ControllerManagedBy(mgr).
 		For(&rolloutsv1alpha1.Rollout{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
@@ -118,6 +131,8 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 		Watches(&appsv1alpha1.DaemonSet{}, handler.EnqueueRequestsFromMapFunc(r.forWorkload(appsv1alpha1.GroupVersion.String(), "DaemonSet"))).
 		Watches(&appsv1.Deployment{}, handler.EnqueueRequestsFromMapFunc(r.forWorkload(appsv1.SchemeGroupVersion.String(), target.KindDeployment))).
 		Watches(&appsv1.ReplicaSet{}, handler.EnqueueRequestsFromMapFunc(r.forReplicaSet)).
+		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.forConfig(configsnapshot.KindConfigMap)), notSnapshot).
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.forConfig(configsnapshot.KindSecret)), notSnapshot).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, opts.MaxConcurrentReconciles)}).
 		Named("rollout").
 		Complete(r)
@@ -179,6 +194,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	case err != nil:
 		return reconcile.Result{}, err
 	}
+	if ro.Spec.TrackConfigs && w.Kind == target.KindDeployment {
+		return r.stall(ctx, &ro, rolloutsv1alpha1.ReasonInvalidSpec,
+			"spec.trackConfigs needs a CloneSet, StatefulSet or DaemonSet target")
+	}
 	if !w.CaughtUp {
 		return reconcile.Result{}, nil // the workload's status event brings us back
 	}
@@ -222,8 +241,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		runErr = errors.Join(runErr, err)
 	}
 	d.status.StableService, d.status.CanaryService = svcs.Stable, svcs.Canary
+	// The configs' mapping goes with the control whatever the release
+	// decided: a changed config is the workload's next update revision.
+	cfg := r.trackConfigs(ctx, &ro, w)
+	d.control.Configs = cfg.configs
+	setConfigsCondition(&ro, &d.status, cfg)
+	for _, c := range cfg.created {
+		d.note(false, "SnapshotCreated", "%s", c)
+	}
 
-	applyErr := errors.Join(routerErr, runErr, r.apply(ctx, &ro, w, svcs, routers, &d))
+	applyErr := errors.Join(routerErr, runErr, cfg.err, r.apply(ctx, &ro, w, svcs, routers, &d))
 	for _, e := range d.events {
 		kind := corev1.EventTypeNormal
 		if e.warning {
@@ -249,6 +276,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	if applyErr != nil {
 		return reconcile.Result{}, applyErr
+	}
+	if err := r.pruneSnapshots(ctx, &ro, w, cfg.configs); err != nil {
+		return reconcile.Result{}, err
 	}
 	if in.routed && !(d.status.VerifiedWeight != nil && *d.status.VerifiedWeight == d.weight && d.routesSettled(in)) {
 		wait = podcontrol.MinPositive(wait, pollUnverified)
