@@ -85,6 +85,8 @@ type Request struct {
 	// Retries is the number of extra attempts after a failed one.
 	Retries int
 	Payload Payload
+	// Body, when set, is sent instead of Payload (already JSON).
+	Body []byte
 }
 
 // Result is what a check found.
@@ -118,9 +120,12 @@ func New() *Caller {
 // Call checks a webhook: up to 1 + Retries attempts, each bounded by the
 // timeout, until one answers 2xx or ctx ends.
 func (c *Caller) Call(ctx context.Context, req Request) Result {
-	body, err := json.Marshal(req.Payload)
-	if err != nil {
-		return Result{Message: "encoding the payload: " + err.Error()}
+	body := req.Body
+	if body == nil {
+		var err error
+		if body, err = json.Marshal(req.Payload); err != nil {
+			return Result{Message: "encoding the payload: " + err.Error()}
+		}
 	}
 	timeout := req.Timeout
 	if timeout <= 0 {

@@ -211,3 +211,13 @@ func TestBadURL(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 }
+
+func TestBodyReplacesThePayload(t *testing.T) {
+	rec := &recorder{codes: []int{200}}
+	url := serve(t, rec)
+	res := caller().Call(context.Background(), Request{URL: url, Body: []byte(`{"text":"hi"}`),
+		Payload: Payload{Name: "ignored"}})
+	if !res.OK || rec.bodies[0] != `{"text":"hi"}` {
+		t.Fatalf("result %+v, body %s", res, rec.bodies[0])
+	}
+}

@@ -58,6 +58,16 @@ type RolloutSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	WebhookFailureThreshold *int32 `json:"webhookFailureThreshold,omitempty"`
 
+	// notifications send a message to Slack, Microsoft Teams or an HTTP
+	// endpoint at the moments of a release they subscribe to: step
+	// completed, paused, promoted, aborted, analysis failed or
+	// inconclusive. They never hold the release.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Notifications []RolloutNotification `json:"notifications,omitempty"`
+
 	// trackConfigs releases a change to a ConfigMap or Secret the
 	// workload's pod template references (volumes, projected volumes, env
 	// and envFrom of containers and init containers) through the strategy,

@@ -134,7 +134,7 @@ func (d *decision) failRelease(in planInput, run rolloutsv1alpha1.RolloutAnalysi
 	st.AbortedRevision = st.CanaryRevision
 	st.AbortMessage = fmt.Sprintf("%s analysis %s %s: %s", run.Kind, run.Name, run.Phase, run.Message)
 	d.wantRuns = nil // every run of the release ends
-	d.note(true, rolloutsv1alpha1.ReasonAnalysisFailed, "release of %s aborted: %s", st.CanaryRevision, st.AbortMessage)
+	d.note(true, rolloutsv1alpha1.ReasonAnalysisFailed, "release of %s aborted: %s", st.CanaryRevision, st.AbortMessage).trigger = rolloutsv1alpha1.TriggerAborted
 	return d.abort(in)
 }
 

@@ -150,7 +150,7 @@ func (d *decision) scaleDown(in planInput) (decision, bool) {
 		switch v {
 		case verdictFailed:
 			st.AbortMessage = fmt.Sprintf("%s analysis %s %s: %s", run.Kind, run.Name, run.Phase, run.Message)
-			d.note(true, rolloutsv1alpha1.ReasonAnalysisFailed, "release of %s aborted after the switch: %s; active service back to %s", active, st.AbortMessage, old)
+			d.note(true, rolloutsv1alpha1.ReasonAnalysisFailed, "release of %s aborted after the switch: %s; active service back to %s", active, st.AbortMessage, old).trigger = rolloutsv1alpha1.TriggerAborted
 			d.switchBack(in.now, st.AbortMessage)
 			return *d, true
 		case verdictInconclusive:

@@ -325,6 +325,31 @@ func TestValidation(t *testing.T) {
 		{"canary maxUnavailable above 100%", func(r *rolloutsv1alpha1.Rollout) {
 			r.Spec.Strategy.Canary.MaxUnavailable = ptr.To(intstr.FromString("120%"))
 		}, []string{"spec.strategy.canary.maxUnavailable", "percentage from 0% to 100%"}},
+		{"notification with url and urlFrom", func(r *rolloutsv1alpha1.Rollout) {
+			r.Spec.Notifications = []rolloutsv1alpha1.RolloutNotification{{Name: "chat", Type: rolloutsv1alpha1.NotificationSlack,
+				URL: "https://hooks.slack.com/x", URLFrom: &rolloutsv1alpha1.SecretValue{SecretKeyRef: corev1.SecretKeySelector{Key: "url"}}}}
+		}, []string{"spec.notifications[0]", "set exactly one of url or urlFrom"}},
+		{"notification without a url", func(r *rolloutsv1alpha1.Rollout) {
+			r.Spec.Notifications = []rolloutsv1alpha1.RolloutNotification{{Name: "chat", Type: rolloutsv1alpha1.NotificationTeams}}
+		}, []string{"spec.notifications[0]", "set exactly one of url or urlFrom"}},
+		{"notification channel on a webhook", func(r *rolloutsv1alpha1.Rollout) {
+			r.Spec.Notifications = []rolloutsv1alpha1.RolloutNotification{{Name: "audit", Type: rolloutsv1alpha1.NotificationWebhook,
+				URL: "http://audit", Channel: "#x"}}
+		}, []string{"spec.notifications[0]", "channel is only for type slack"}},
+		{"notification of an unknown trigger", func(r *rolloutsv1alpha1.Rollout) {
+			r.Spec.Notifications = []rolloutsv1alpha1.RolloutNotification{{Name: "audit", Type: rolloutsv1alpha1.NotificationWebhook,
+				URL: "http://audit", On: []rolloutsv1alpha1.NotificationTrigger{"Deployed"}}}
+		}, []string{"spec.notifications[0].on[0]", "Unsupported value", "StepCompleted"}},
+		{"notification of an unknown type", func(r *rolloutsv1alpha1.Rollout) {
+			r.Spec.Notifications = []rolloutsv1alpha1.RolloutNotification{{Name: "pager", Type: "pagerduty", URL: "http://pd"}}
+		}, []string{"spec.notifications[0].type", "Unsupported value", "slack"}},
+		{"notification url not http", func(r *rolloutsv1alpha1.Rollout) {
+			r.Spec.Notifications = []rolloutsv1alpha1.RolloutNotification{{Name: "audit", Type: rolloutsv1alpha1.NotificationWebhook, URL: "ftp://audit"}}
+		}, []string{"spec.notifications[0].url", "must start with http:// or https://"}},
+		{"two notifications of one name", func(r *rolloutsv1alpha1.Rollout) {
+			n := rolloutsv1alpha1.RolloutNotification{Name: "audit", Type: rolloutsv1alpha1.NotificationWebhook, URL: "http://audit"}
+			r.Spec.Notifications = []rolloutsv1alpha1.RolloutNotification{n, n}
+		}, []string{"spec.notifications[1]", "Duplicate value"}},
 		{"negative pause", func(r *rolloutsv1alpha1.Rollout) {
 			r.Spec.Strategy.Canary.Steps = []rolloutsv1alpha1.CanaryStep{{Pause: &rolloutsv1alpha1.PauseStep{Duration: &metav1.Duration{Duration: -time.Second}}}}
 		}, []string{"duration", "must not be negative"}},

@@ -53,6 +53,10 @@ type planInput struct {
 type event struct {
 	reason, message string
 	warning         bool
+	// trigger is the notification trigger the event is (none: it is not
+	// notified); step the step it is about, when not the current one.
+	trigger rolloutsv1alpha1.NotificationTrigger
+	step    *int32
 }
 
 // decision is what the reconcile should make true.
@@ -321,7 +325,7 @@ func (d *decision) steps(in planInput) decision {
 				st.CurrentStepIndex = ptr.To(i)
 				return out
 			}
-			d.note(false, "StepCompleted", "step %d (pause %s) completed", i, step.Pause.Duration.Duration)
+			d.note(false, "StepCompleted", "step %d (pause %s) completed", i, step.Pause.Duration.Duration).step = ptr.To(i)
 			i = d.advance(in.now, i)
 			continue
 		}
@@ -365,7 +369,7 @@ func (d *decision) steps(in planInput) decision {
 			if out, ok := d.stepCheck(in, ptr.To(i)); !ok {
 				return out
 			}
-			d.note(false, "StepCompleted", "step %d (analysis %s) completed", i, run.Name)
+			d.note(false, "StepCompleted", "step %d (analysis %s) completed", i, run.Name).step = ptr.To(i)
 			i = d.advance(in.now, i)
 			continue
 		}
@@ -373,7 +377,7 @@ func (d *decision) steps(in planInput) decision {
 			st.CurrentStepIndex = ptr.To(i)
 			return out
 		}
-		d.note(false, "StepCompleted", "step %d completed: %d canary pods, weight %d%%", i, sh.canary, sh.weight)
+		d.note(false, "StepCompleted", "step %d completed: %d canary pods, weight %d%%", i, sh.canary, sh.weight).step = ptr.To(i)
 		i = d.advance(in.now, i)
 	}
 	st.CurrentStepIndex = ptr.To(i)
@@ -682,6 +686,31 @@ func (d *decision) unpause(reason rolloutsv1alpha1.PauseReason) {
 	d.status.PauseConditions = pcs
 }
 
-func (d *decision) note(warning bool, reason, format string, args ...any) {
-	d.events = append(d.events, event{reason: reason, message: fmt.Sprintf(format, args...), warning: warning})
+// note records an event; the returned pointer (valid until the next note)
+// lets the caller say more of it.
+func (d *decision) note(warning bool, reason, format string, args ...any) *event {
+	d.events = append(d.events, event{reason: reason, message: fmt.Sprintf(format, args...), warning: warning,
+		trigger: triggerOf(reason)})
+	return &d.events[len(d.events)-1]
+}
+
+// triggerOf is the notification trigger of an event's reason. An abort
+// caused by an analysis has the reason AnalysisFailed too: its note sets
+// the trigger Aborted.
+func triggerOf(reason string) rolloutsv1alpha1.NotificationTrigger {
+	switch reason {
+	case "StepCompleted":
+		return rolloutsv1alpha1.TriggerStepCompleted
+	case "Paused":
+		return rolloutsv1alpha1.TriggerPaused
+	case "Promoted":
+		return rolloutsv1alpha1.TriggerPromoted
+	case "Aborted":
+		return rolloutsv1alpha1.TriggerAborted
+	case "AnalysisFailed", "AnalysisError":
+		return rolloutsv1alpha1.TriggerAnalysisFailed
+	case "AnalysisInconclusive":
+		return rolloutsv1alpha1.TriggerAnalysisInconclusive
+	}
+	return ""
 }

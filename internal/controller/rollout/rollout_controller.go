@@ -42,6 +42,7 @@ import (
 	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
 	"github.com/drover-dev/drover/internal/configsnapshot"
 	"github.com/drover-dev/drover/internal/gate"
+	"github.com/drover-dev/drover/internal/notify"
 	"github.com/drover-dev/drover/internal/podcontrol"
 	"github.com/drover-dev/drover/internal/target"
 	"github.com/drover-dev/drover/internal/traffic"
@@ -86,6 +87,8 @@ type Reconciler struct {
 	Routers   RouterFactory
 	// Webhooks calls the Rollouts' webhooks (nil: a default caller).
 	Webhooks *gate.Caller
+	// Notifier delivers the Rollouts' notifications (nil: none are sent).
+	Notifier *notify.Sender
 	metrics  *metrics
 }
 
@@ -93,6 +96,9 @@ type Reconciler struct {
 type Options struct {
 	MaxConcurrentReconciles int
 	Routers                 RouterFactory
+	// NotificationBackoff is the pause between two attempts of a
+	// notification (0: notify.DefaultBackoff).
+	NotificationBackoff time.Duration
 }
 
 // SetupWithManager registers the controller: Rollouts are reconciled on
@@ -103,7 +109,8 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 		return err
 	}
 	r := &Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{},
-		Recorder: mgr.GetEventRecorder("rollout-controller"), Routers: opts.Routers, Webhooks: gate.New(), metrics: m}
+		Recorder: mgr.GetEventRecorder("rollout-controller"), Routers: opts.Routers, Webhooks: gate.New(),
+		Notifier: notify.NewSender(opts.NotificationBackoff), metrics: m}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &rolloutsv1alpha1.Rollout{}, indexTarget, func(o client.Object) []string {
 		ref := o.(*rolloutsv1alpha1.Rollout).Spec.TargetRef
 		return []string{targetKey(ref.APIVersion, ref.Kind, ref.Name)}
@@ -258,11 +265,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		r.Recorder.Eventf(&ro, nil, kind, e.reason, "Release", "%s", e.message)
 	}
-	r.sendEvents(ctx, &ro, &d)
 	wait, err := r.writeStatus(ctx, &ro, &d, applyErr)
 	if err != nil {
 		return reconcile.Result{}, errors.Join(applyErr, err)
 	}
+	r.sendEvents(ctx, &ro, &d)
+	r.notify(ctx, &ro, &d, in.routed)
 	if ro.Spec.ProgressDeadlineAbort && !in.deadlineExceeded && !d.aborted && deadlineExceeded(&d.status) {
 		// The deadline passed in this reconcile: the next one aborts,
 		// and no event would bring it (its own status write does not).

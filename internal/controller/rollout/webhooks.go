@@ -2,13 +2,13 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -54,7 +54,7 @@ func (r *Reconciler) callGates(ctx context.Context, ro *rolloutsv1alpha1.Rollout
 			out[w.key] = gateResult{message: "no such webhook"}
 			continue
 		}
-		headers, err := r.webhookHeaders(ctx, ro.Namespace, h, secrets)
+		headers, err := r.headers(ctx, ro.Namespace, h.Headers, secrets)
 		if err != nil {
 			out[w.key] = gateResult{message: err.Error()}
 			log.Info("webhook not called", "webhook", h.Name, "type", h.Type, "reason", err.Error())
@@ -112,7 +112,7 @@ func (r *Reconciler) sendEvents(ctx context.Context, ro *rolloutsv1alpha1.Rollou
 	caller := r.webhookCaller()
 	bg := context.WithoutCancel(ctx)
 	for _, h := range hooks {
-		headers, err := r.webhookHeaders(ctx, ro.Namespace, h, secrets)
+		headers, err := r.headers(ctx, ro.Namespace, h.Headers, secrets)
 		if err != nil {
 			log.Info("event webhook not called", "webhook", h.Name, "reason", err.Error())
 			continue
@@ -144,28 +144,21 @@ func webhookRequest(h rolloutsv1alpha1.RolloutWebhook, headers []gate.Header, p 
 	return gate.Request{URL: h.URL, Headers: headers, Timeout: timeout, Retries: int(ptr.Deref(h.Retries, 0)), Payload: p}
 }
 
-// webhookHeaders resolves a webhook's headers; values from Secrets (read
-// once per call of the reconcile, in secrets) are marked secret.
-func (r *Reconciler) webhookHeaders(ctx context.Context, ns string, h rolloutsv1alpha1.RolloutWebhook, secrets map[string]*corev1.Secret) ([]gate.Header, error) {
-	out := make([]gate.Header, 0, len(h.Headers))
-	for _, hd := range h.Headers {
+// headers resolves headers; values from Secrets (read once per call of
+// the reconcile, in secrets) are marked secret.
+func (r *Reconciler) headers(ctx context.Context, ns string, hs []rolloutsv1alpha1.HTTPHeader, secrets map[string]*corev1.Secret) ([]gate.Header, error) {
+	out := make([]gate.Header, 0, len(hs))
+	for _, hd := range hs {
 		switch {
 		case hd.ValueFrom != nil:
 			ref := hd.ValueFrom.SecretKeyRef
-			sec, ok := secrets[ref.Name]
-			if !ok {
-				sec = &corev1.Secret{}
-				if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, sec); err != nil {
-					return nil, fmt.Errorf("header %s: reading secret %s: %w", hd.Name, ref.Name, err)
-				}
-				secrets[ref.Name] = sec
-			}
-			v, ok := sec.Data[ref.Key]
-			if !ok {
-				if ptr.Deref(ref.Optional, false) {
+			v, err := r.secretValue(ctx, ns, ref, secrets)
+			if err != nil {
+				var missing missingKeyError
+				if ptr.Deref(ref.Optional, false) && errors.As(err, &missing) {
 					continue
 				}
-				return nil, fmt.Errorf("header %s: secret %s has no key %q", hd.Name, ref.Name, ref.Key)
+				return nil, fmt.Errorf("header %s: %w", hd.Name, err)
 			}
 			out = append(out, gate.Header{Name: hd.Name, Value: string(v), Secret: true})
 		case hd.Value != nil:
