@@ -61,14 +61,14 @@ type Receiver struct {
 	Metadata map[string]string
 }
 
-// Failure reports a message given up, with why (secret values and the
-// URL, which may carry a token, redacted).
-type Failure func(m Message, reason string)
+// Report is told of each message's outcome: delivered, or given up with
+// why (secret values and the URL, which may carry a token, redacted).
+type Report func(m Message, delivered bool, reason string)
 
 type item struct {
 	receiver Receiver
 	message  Message
-	failed   Failure
+	report   Report
 }
 
 type queue struct {
@@ -97,9 +97,10 @@ func NewSender(backoff time.Duration) *Sender {
 	return &Sender{caller: c, attempts: Attempts, queues: map[string]*queue{}}
 }
 
-// Send queues the messages for the receiver under key and returns at once.
-// ctx bounds the deliveries (it should outlive the caller's request).
-func (s *Sender) Send(ctx context.Context, key string, r Receiver, msgs []Message, failed Failure) {
+// Send queues the messages for the receiver under key and returns at once;
+// report (if not nil) is told of each outcome. ctx bounds the deliveries
+// (it should outlive the caller's request).
+func (s *Sender) Send(ctx context.Context, key string, r Receiver, msgs []Message, report Report) {
 	if len(msgs) == 0 {
 		return
 	}
@@ -110,7 +111,7 @@ func (s *Sender) Send(ctx context.Context, key string, r Receiver, msgs []Messag
 		s.queues[key] = q
 	}
 	for _, m := range msgs {
-		q.items = append(q.items, item{receiver: r, message: m, failed: failed})
+		q.items = append(q.items, item{receiver: r, message: m, report: report})
 	}
 	var dropped []item
 	if n := len(q.items) - MaxQueue; n > 0 {
@@ -152,15 +153,19 @@ func (s *Sender) deliver(ctx context.Context, it item) {
 		Timeout: it.receiver.Timeout, Retries: s.attempts - 1, Body: body})
 	if !res.OK {
 		it.fail(res.Message)
+		return
+	}
+	if it.report != nil {
+		it.report(it.message, true, "")
 	}
 }
 
 func (it item) fail(reason string) {
-	if it.failed == nil {
+	if it.report == nil {
 		return
 	}
 	if u := it.receiver.URL; u != "" {
 		reason = strings.ReplaceAll(reason, u, gate.Redacted)
 	}
-	it.failed(it.message, reason)
+	it.report(it.message, false, reason)
 }

@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -211,9 +212,18 @@ func TestSenderKeepsTheOrderAndRetries(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var failures []string
-	failed := func(m Message, reason string) { mu.Lock(); failures = append(failures, reason); mu.Unlock() }
-	s.Send(context.Background(), "shop/web/hook", r, msgs[:2], failed)
-	s.Send(context.Background(), "shop/web/hook", r, msgs[2:], failed)
+	var delivered int
+	report := func(m Message, ok bool, reason string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if ok {
+			delivered++
+			return
+		}
+		failures = append(failures, reason)
+	}
+	s.Send(context.Background(), "shop/web/hook", r, msgs[:2], report)
+	s.Send(context.Background(), "shop/web/hook", r, msgs[2:], report)
 	eventually(t, "three messages", func() bool { return len(rc.got()) == 4 })
 	// The first attempt of "one" got a 500 and was tried again.
 	if got := strings.Join(texts(t, rc.got()), ","); got != "one,one,two,three" {
@@ -221,8 +231,8 @@ func TestSenderKeepsTheOrderAndRetries(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(failures) != 0 {
-		t.Fatalf("failures %v", failures)
+	if len(failures) != 0 || delivered != 3 {
+		t.Fatalf("failures %v, %d delivered", failures, delivered)
 	}
 }
 
@@ -235,19 +245,19 @@ func TestSenderGivesUpAfterThreeAttemptsAndRedactsTheURL(t *testing.T) {
 	r := Receiver{Name: "slack", Type: rolloutsv1alpha1.NotificationSlack, URL: url,
 		Headers: []gate.Header{{Name: "Authorization", Value: "Bearer tok", Secret: true}}}
 	done := make(chan string, 1)
-	s.Send(context.Background(), "k", r, []Message{aborted()}, func(m Message, reason string) { done <- reason })
+	s.Send(context.Background(), "k", r, []Message{aborted()}, func(m Message, ok bool, reason string) { done <- fmt.Sprint(ok, " ", reason) })
 	reason := <-done
 	if len(rc.got()) != Attempts || Attempts != 3 {
 		t.Fatalf("%d attempts", len(rc.got()))
 	}
-	if reason != "after 3 attempts: answered 503 Service Unavailable" {
+	if reason != "false after 3 attempts: answered 503 Service Unavailable" {
 		t.Fatalf("reason %q", reason)
 	}
 	// An unreachable receiver: the error names neither URL nor token.
 	srv.Close()
-	s.Send(context.Background(), "k", r, []Message{aborted()}, func(m Message, reason string) { done <- reason })
+	s.Send(context.Background(), "k", r, []Message{aborted()}, func(m Message, ok bool, reason string) { done <- fmt.Sprint(ok, " ", reason) })
 	reason = <-done
-	if strings.Contains(reason, "XXXXSECRET") || strings.Contains(reason, "tok") || !strings.Contains(reason, "after 3 attempts") {
+	if strings.Contains(reason, "XXXXSECRET") || strings.Contains(reason, "tok") || !strings.HasPrefix(reason, "false after 3 attempts") {
 		t.Fatalf("reason %q", reason)
 	}
 }
@@ -260,7 +270,13 @@ func TestSenderDropsTheOldestBeyondTheQueue(t *testing.T) {
 	r := Receiver{Name: "hook", Type: rolloutsv1alpha1.NotificationWebhook, URL: srv.URL}
 	var mu sync.Mutex
 	var dropped []string
-	failed := func(m Message, reason string) { mu.Lock(); dropped = append(dropped, m.Text+": "+reason); mu.Unlock() }
+	failed := func(m Message, ok bool, reason string) {
+		if !ok {
+			mu.Lock()
+			dropped = append(dropped, m.Text+": "+reason)
+			mu.Unlock()
+		}
+	}
 	first := aborted()
 	first.Text = "first"
 	s.Send(context.Background(), "k", r, []Message{first}, failed)

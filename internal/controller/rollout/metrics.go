@@ -12,11 +12,12 @@ import (
 // metrics are the Rollout controller's Prometheus series, served on the
 // manager's /metrics.
 type metrics struct {
-	phase    *prometheus.GaugeVec
-	step     *prometheus.GaugeVec
-	weight   *prometheus.GaugeVec
-	verified *prometheus.GaugeVec
-	release  *prometheus.HistogramVec
+	phase         *prometheus.GaugeVec
+	step          *prometheus.GaugeVec
+	weight        *prometheus.GaugeVec
+	verified      *prometheus.GaugeVec
+	release       *prometheus.HistogramVec
+	notifications *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -34,8 +35,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		release: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "drover_rollout_release_duration_seconds",
 			Help:    "Time from a release's start to its promotion or abort.",
 			Buckets: prometheus.ExponentialBuckets(10, 2, 12)}, []string{"namespace", "outcome"}),
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "drover_rollout_notifications_total",
+			Help: "Notification messages by outcome: delivered, or failed (given up after three attempts, or not sent)."},
+			[]string{"namespace", "name", "notification", "result"}),
 	}
-	for _, c := range []prometheus.Collector{m.phase, m.step, m.weight, m.verified, m.release} {
+	for _, c := range []prometheus.Collector{m.phase, m.step, m.weight, m.verified, m.release, m.notifications} {
 		if err := reg.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {
@@ -91,4 +95,17 @@ func (m *metrics) forget(ro *rolloutsv1alpha1.Rollout) {
 	for _, v := range []*prometheus.GaugeVec{m.phase, m.step, m.weight, m.verified} {
 		v.DeletePartialMatch(prometheus.Labels{"namespace": ro.Namespace, "name": ro.Name})
 	}
+	m.notifications.DeletePartialMatch(prometheus.Labels{"namespace": ro.Namespace, "name": ro.Name})
+}
+
+// notified counts a notification message's outcome.
+func (m *metrics) notified(ro *rolloutsv1alpha1.Rollout, notification string, delivered bool) {
+	if m == nil {
+		return
+	}
+	result := "failed"
+	if delivered {
+		result = "delivered"
+	}
+	m.notifications.WithLabelValues(ro.Namespace, ro.Name, notification, result).Inc()
 }

@@ -50,8 +50,23 @@ drover_rollout_step{name="web",namespace="shop"} 2
 	if v := testutil.ToFloat64(m.step.WithLabelValues("shop", "web")); v != -1 {
 		t.Fatalf("step after promotion = %v", v)
 	}
+	m.notified(ro, "chat", true)
+	m.notified(ro, "chat", true)
+	m.notified(ro, "chat", false)
+	want = `
+# HELP drover_rollout_notifications_total Notification messages by outcome: delivered, or failed (given up after three attempts, or not sent).
+# TYPE drover_rollout_notifications_total counter
+drover_rollout_notifications_total{name="web",namespace="shop",notification="chat",result="delivered"} 2
+drover_rollout_notifications_total{name="web",namespace="shop",notification="chat",result="failed"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "drover_rollout_notifications_total"); err != nil {
+		t.Fatal(err)
+	}
 	m.forget(ro)
 	if n := testutil.CollectAndCount(m.phase); n != 0 {
 		t.Fatalf("%d phase series left after forget", n)
+	}
+	if n := testutil.CollectAndCount(m.notifications); n != 0 {
+		t.Fatalf("%d notification series left after forget", n)
 	}
 }

@@ -44,7 +44,12 @@ func (r *Reconciler) notify(ctx context.Context, ro *rolloutsv1alpha1.Rollout, d
 		if len(mine) == 0 {
 			continue
 		}
-		failed := func(m notify.Message, reason string) {
+		report := func(m notify.Message, delivered bool, reason string) {
+			r.metrics.notified(regarding, n.Name, delivered)
+			if delivered {
+				log.V(1).Info("notification delivered", "notification", n.Name, "type", n.Type, "trigger", m.Trigger)
+				return
+			}
 			log.Info("notification not delivered", "notification", n.Name, "type", n.Type, "trigger", m.Trigger, "reason", reason)
 			// The action names the receiver: events of one object, reason
 			// and action are folded into one series keeping the first note.
@@ -54,11 +59,11 @@ func (r *Reconciler) notify(ctx context.Context, ro *rolloutsv1alpha1.Rollout, d
 		rcv, err := r.receiver(ctx, ro.Namespace, n, secrets)
 		if err != nil {
 			for _, m := range mine {
-				failed(m, err.Error())
+				report(m, false, err.Error())
 			}
 			continue
 		}
-		r.Notifier.Send(bg, ro.Namespace+"/"+ro.Name+"/"+n.Name, rcv, mine, failed)
+		r.Notifier.Send(bg, ro.Namespace+"/"+ro.Name+"/"+n.Name, rcv, mine, report)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
 	"github.com/drover-dev/drover/internal/testenv"
@@ -239,7 +240,40 @@ func TestNotifications(t *testing.T) {
 	if got := triggersOf(rc.got("/hook")); !slices.Equal(got, want) {
 		t.Fatalf("later, the webhook got %v", got)
 	}
+	for _, c := range []struct {
+		notification, result string
+		want                 float64
+	}{{"audit", "delivered", 8}, {"slack", "delivered", 2}, {"teams", "delivered", 3}, {"broken", "failed", 1}, {"unread", "failed", 1}, {"audit", "failed", 0}} {
+		if got := notificationCount(t, ns, c.notification, c.result); got != c.want {
+			t.Errorf("drover_rollout_notifications_total{notification=%q,result=%q} = %v, want %v", c.notification, c.result, got, c.want)
+		}
+	}
 	if strings.Contains(fmt.Sprint(notificationEvents(t, ro)), "t0ps3cret") || strings.Contains(fmt.Sprint(notificationEvents(t, ro)), rc.url) {
 		t.Fatal("an event names a secret or a URL")
 	}
+}
+
+// notificationCount reads drover_rollout_notifications_total from the
+// manager's registry (the manager runs in the test's process).
+func notificationCount(t *testing.T, ns, notification, result string) float64 {
+	t.Helper()
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "drover_rollout_notifications_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["namespace"] == ns && labels["notification"] == notification && labels["result"] == result {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
