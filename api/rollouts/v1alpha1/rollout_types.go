@@ -91,8 +91,10 @@ type RolloutSpec struct {
 //
 //   - confirm-rollout: before a release moves any pod; the release holds
 //     (paused, WebhookGate) until it answers 2xx.
-//   - pre-rollout: once when the release starts, after confirm-rollout; a
-//     failure counts toward webhookFailureThreshold and is retried.
+//   - pre-rollout: once per release, when the canary's first pods are
+//     ready and before it gets traffic (blue-green: once the preview is
+//     ready; no canary pod in the steps: before promotion); a failure
+//     counts toward webhookFailureThreshold and is retried.
 //   - rollout: before each step completes; a failure counts toward
 //     webhookFailureThreshold and holds the step.
 //   - confirm-traffic-increase: before a setWeight or setCanaryScale step

@@ -31,8 +31,7 @@ func (d *decision) blueGreen(in planInput) decision {
 			d.note(false, "PromotedFull", "promotion of %s requested by a user", st.CanaryRevision)
 		}
 	}
-	// Webhooks: no preview pod before confirm-rollout and pre-rollout
-	// pass.
+	// Webhooks: no preview pod before confirm-rollout passes.
 	if out, ok := d.startGates(in, shape{stable: n}); !ok {
 		return out
 	}
@@ -51,6 +50,11 @@ func (d *decision) blueGreen(in planInput) decision {
 		d.activity = rolloutsv1alpha1.ReasonStepRunning
 		d.message = fmt.Sprintf("preview: %d/%d pods of %s ready", st.CanaryReadyReplicas, sh.canary, st.CanaryRevision)
 		return *d
+	}
+	// pre-rollout: once the preview is ready, before it is judged or gets
+	// production traffic.
+	if out, ok := d.preRollout(in, nil, sh, "preview"); !ok {
+		return out
 	}
 	if pre := bg.PrePromotionAnalysis; pre != nil {
 		// The preview is judged before anyone promotes it.

@@ -272,7 +272,7 @@ func (d *decision) steps(in planInput) decision {
 			i = d.advance(in.now, i)
 		}
 	}
-	// Webhooks: no pod moves before confirm-rollout and pre-rollout pass.
+	// Webhooks: no pod moves before confirm-rollout passes.
 	st.CurrentStepIndex = ptr.To(i)
 	if out, ok := d.startGates(in, shape{stable: in.workload.Replicas}); !ok {
 		return out
@@ -301,6 +301,27 @@ func (d *decision) steps(in planInput) decision {
 
 	for int(i) < len(steps) {
 		step := steps[i]
+		if prev, ok := raises(in, int(i)); ok {
+			// confirm-traffic-increase: the previous shape holds until
+			// the webhooks let the canary grow.
+			if c := d.gate(in, rolloutsv1alpha1.WebhookConfirmTrafficIncrease, ptr.To(i), true); !c.open {
+				d.shapeTo(in, prev)
+				d.routesTo(in, int(i)-1)
+				d.holdGate(in, c)
+				d.message = fmt.Sprintf("step %d: %s", i, d.message)
+				st.CurrentStepIndex = ptr.To(i)
+				return *d
+			}
+		}
+		// pre-rollout: at the first step that gives the canary pods
+		// (once confirm-traffic-increase let it), when they are ready,
+		// before they get traffic. A pause step raises nothing.
+		if sh := stepShape(in, int(i)); sh.canary > 0 {
+			if out, ok := d.preRollout(in, ptr.To(i), sh, fmt.Sprintf("step %d", i)); !ok {
+				st.CurrentStepIndex = ptr.To(i)
+				return out
+			}
+		}
 		if step.Pause != nil {
 			sh := stepShape(in, int(i))
 			d.shapeTo(in, sh)
@@ -328,18 +349,6 @@ func (d *decision) steps(in planInput) decision {
 			d.note(false, "StepCompleted", "step %d (pause %s) completed", i, step.Pause.Duration.Duration).step = ptr.To(i)
 			i = d.advance(in.now, i)
 			continue
-		}
-		if prev, ok := raises(in, int(i)); ok {
-			// confirm-traffic-increase: the previous shape holds until
-			// the webhooks let the canary grow.
-			if c := d.gate(in, rolloutsv1alpha1.WebhookConfirmTrafficIncrease, ptr.To(i), true); !c.open {
-				d.shapeTo(in, prev)
-				d.routesTo(in, int(i)-1)
-				d.holdGate(in, c)
-				d.message = fmt.Sprintf("step %d: %s", i, d.message)
-				st.CurrentStepIndex = ptr.To(i)
-				return *d
-			}
 		}
 		sh := stepShape(in, int(i))
 		d.shapeTo(in, sh)
@@ -381,6 +390,15 @@ func (d *decision) steps(in planInput) decision {
 		i = d.advance(in.now, i)
 	}
 	st.CurrentStepIndex = ptr.To(i)
+	// Steps that gave the canary no pod (or promote --full): pre-rollout
+	// runs before promotion, with the last step's shape.
+	hold := shape{stable: in.workload.Replicas}
+	if len(steps) > 0 {
+		hold = stepShape(in, len(steps)-1)
+	}
+	if out, ok := d.preRollout(in, ptr.To(i), hold, "before promotion"); !ok {
+		return out
+	}
 	if c := d.gate(in, rolloutsv1alpha1.WebhookConfirmPromotion, ptr.To(i), true); !c.open {
 		// The last step's shape holds until the webhooks confirm the
 		// promotion; a background analysis keeps judging it.

@@ -22,7 +22,9 @@ import (
 // status.gates, so a passed gate is not asked again and a closed one is
 // asked again only every gateInterval.
 //
-//   - confirm-rollout, then pre-rollout: before the release moves a pod;
+//   - confirm-rollout: before the release moves a pod;
+//   - pre-rollout: once the canary's first pods are ready, before it gets
+//     traffic (blue-green: once the preview is ready);
 //   - rollback: polled while a release is under way;
 //   - confirm-traffic-increase: before a step raises the canary's weight
 //     or pods (status entry per step);
@@ -309,34 +311,54 @@ func (d *decision) failGates(in planInput, why string) decision {
 	return d.abort(in)
 }
 
-// startGates runs confirm-rollout, then pre-rollout, before the release
-// moves a pod. ok false: out holds the release with no canary pod (hold)
-// or aborts it. Once passed, their status entries stay open for the
-// release; a start webhook added to a release under way holds it too.
+// startGates runs confirm-rollout before the release moves a pod. ok
+// false: out holds the release with no canary pod (hold). Once passed, its
+// status entry stays open for the release; a confirm-rollout webhook
+// added to a release under way holds it too.
 func (d *decision) startGates(in planInput, hold shape) (out decision, ok bool) {
 	call := !in.spec.Paused
-	step := d.status.CurrentStepIndex
-	c := d.gate(in, rolloutsv1alpha1.WebhookConfirmRollout, step, call)
-	if c.open {
-		c = d.gate(in, rolloutsv1alpha1.WebhookPreRollout, step, call)
-		if c.abort != "" {
-			return d.failGates(in, c.abort), false
-		}
-	}
+	c := d.gate(in, rolloutsv1alpha1.WebhookConfirmRollout, d.status.CurrentStepIndex, call)
 	if c.open {
 		return *d, true
 	}
 	d.shapeTo(in, hold)
 	d.headers, d.mirrors = nil, nil
-	switch {
-	case in.spec.Paused:
+	if in.spec.Paused {
 		d.pause(in.now, rolloutsv1alpha1.PauseReasonUser, nil)
 		d.activity, d.message = rolloutsv1alpha1.ReasonPausedUser, fmt.Sprintf("paused by spec.paused before the release starts (%s webhook %s)", c.typ, c.closed.Name)
-	case c.typ == rolloutsv1alpha1.WebhookConfirmRollout:
+	} else {
 		d.holdGate(in, c)
-	default:
-		d.waitCheck(in, c, "release not started")
 	}
+	return *d, false
+}
+
+// preRollout runs the pre-rollout webhooks once per release, as Flagger
+// does: once the canary's first pods are up and ready, before it gets any
+// traffic. hold is the shape of those pods (its weight is dropped: with a
+// traffic router the canary gets none until the webhooks pass; without
+// one its pods are behind the shared Service as soon as they are ready).
+// ok false: out holds the release there, or aborts it when the failed
+// checks exceed the threshold.
+func (d *decision) preRollout(in planInput, step *int32, hold shape, where string) (out decision, ok bool) {
+	if len(webhooksOf(in.spec, rolloutsv1alpha1.WebhookPreRollout)) == 0 || d.gatesOpen(in, rolloutsv1alpha1.WebhookPreRollout) {
+		return *d, true
+	}
+	hold.weight = 0
+	d.shapeTo(in, hold)
+	d.headers, d.mirrors = nil, nil
+	if !settled(in, hold) {
+		d.activity = rolloutsv1alpha1.ReasonStepRunning
+		d.message = fmt.Sprintf("%s: %d/%d canary pods ready, then the pre-rollout webhooks before any traffic", where, d.status.CanaryReadyReplicas, hold.canary)
+		return *d, false
+	}
+	c := d.gate(in, rolloutsv1alpha1.WebhookPreRollout, step, !in.spec.Paused)
+	switch {
+	case c.abort != "":
+		return d.failGates(in, c.abort), false
+	case c.open:
+		return *d, true
+	}
+	d.waitCheck(in, c, where)
 	return *d, false
 }
 
@@ -384,7 +406,11 @@ func (d *decision) heldShape(in planInput, i int) (shape, int) {
 	if prev, ok := raises(in, i); ok && !d.gatesOpen(in, rolloutsv1alpha1.WebhookConfirmTrafficIncrease) {
 		return prev, i - 1
 	}
-	return stepShape(in, i), i
+	sh := stepShape(in, i)
+	if len(webhooksOf(in.spec, rolloutsv1alpha1.WebhookPreRollout)) > 0 && !d.gatesOpen(in, rolloutsv1alpha1.WebhookPreRollout) {
+		sh.weight = 0 // no traffic before pre-rollout passes
+	}
+	return sh, i
 }
 
 // dropStepGates forgets the step-scoped gates when the step advances.

@@ -192,22 +192,38 @@ func TestRollbackWebhookAborts(t *testing.T) {
 	}
 }
 
-// pre-rollout failures hold the release before any pod moves, are asked
-// again every gateInterval and count: one more than the threshold aborts.
+// pre-rollout runs once the first step's canary pods are ready, before
+// the canary gets traffic; failures hold it there, are asked again every
+// gateInterval and count: one more than the threshold aborts.
 func TestPreRolloutFailuresAbort(t *testing.T) {
 	spec := withHooks(canarySpec(weightStep(50), pauseStep(0)), hook("smoke", rolloutsv1alpha1.WebhookPreRollout))
 	spec.WebhookFailureThreshold = ptr.To[int32](2)
 	r := &run{t: t, spec: spec, sim: newSim(4), now: t0, hooks: answer(nil)}
 	r.step("")
 	r.sim.update = revCanary
-	for range 14 {
+	waited := false
+	for range 20 {
 		d := r.step("")
 		if d.aborted {
 			break
 		}
-		if r.sim.canary != 0 || d.control.CanaryReplicas != 0 || d.paused || d.activity != rolloutsv1alpha1.ReasonWaitingForGate {
-			t.Fatalf("pre-rollout failing: canary %d control %+v paused %v activity %s", r.sim.canary, d.control, d.paused, d.activity)
+		if d.control.CanaryReplicas != 2 || d.weight != 0 || d.paused {
+			t.Fatalf("pre-rollout failing: control %+v weight %d paused %v", d.control, d.weight, d.paused)
 		}
+		if d.activity != rolloutsv1alpha1.ReasonWaitingForGate {
+			// Not called before the canary's pods are ready.
+			if len(r.callsOf("smoke")) != 0 || d.activity != rolloutsv1alpha1.ReasonStepRunning {
+				t.Fatalf("before the canary is ready: activity %s, checks %+v", d.activity, r.calls)
+			}
+			continue
+		}
+		waited = true
+		if r.sim.canary != 2 || r.sim.moving != 0 || !strings.Contains(d.message, "pre-rollout webhook smoke") {
+			t.Fatalf("waiting for pre-rollout: sim %+v message %q", r.sim, d.message)
+		}
+	}
+	if !waited {
+		t.Fatal("never waited for the pre-rollout webhook")
 	}
 	if !r.last.aborted || len(r.callsOf("smoke")) != 3 || r.status.WebhookFailures != 3 {
 		t.Fatalf("aborted %v after %d checks, %d failures", r.last.aborted, len(r.callsOf("smoke")), r.status.WebhookFailures)
@@ -237,7 +253,8 @@ func TestPreRolloutCalledOnce(t *testing.T) {
 	r.step("")
 	r.sim.update = revCanary
 	r.until(40, "pause step", func(d decision) bool { return d.paused })
-	if calls := r.callsOf("smoke"); len(calls) != 1 || calls[0].revision != revCanary || ptr.Deref(calls[0].step, -1) != 0 {
+	calls := r.callsOf("smoke")
+	if len(calls) != 1 || calls[0].revision != revCanary || ptr.Deref(calls[0].step, -1) != 0 {
 		t.Fatalf("pre-rollout checks %+v", calls)
 	}
 }
@@ -380,5 +397,67 @@ func TestGateDue(t *testing.T) {
 	g.Type = rolloutsv1alpha1.WebhookRollback
 	if !gateDue(g, t0.Add(gateInterval)) {
 		t.Fatal("a rollback webhook is polled")
+	}
+}
+
+// With a traffic router the canary gets no traffic until pre-rollout
+// passes: its pods come up at weight 0, then the step's weight follows.
+func TestPreRolloutRoutedNoTraffic(t *testing.T) {
+	open := map[string]bool{}
+	spec := withHooks(canarySpec(weightStep(20), pauseStep(0)), hook("smoke", rolloutsv1alpha1.WebhookPreRollout))
+	r := &run{t: t, spec: spec, sim: newSim(10), now: t0, routed: true, hooks: answer(open)}
+	r.step("")
+	r.sim.update = revCanary
+	r.until(30, "waiting for pre-rollout", func(d decision) bool { return d.activity == rolloutsv1alpha1.ReasonWaitingForGate })
+	for range 5 {
+		r.step("")
+		if r.sim.canary != 2 || r.sim.routerWeight != 0 || r.last.weight != 0 {
+			t.Fatalf("pre-rollout closed: canary pods %d, router weight %d", r.sim.canary, r.sim.routerWeight)
+		}
+	}
+	open["smoke"] = true
+	r.now = r.now.Add(gateInterval)
+	r.until(30, "pause step at 20%", func(d decision) bool { return d.paused })
+	if r.sim.routerWeight != 20 || len(r.callsOf("smoke")) < 2 {
+		t.Fatalf("after pre-rollout: weight %d, checks %d", r.sim.routerWeight, len(r.callsOf("smoke")))
+	}
+}
+
+// Steps that give the canary no pod: pre-rollout runs before promotion.
+func TestPreRolloutBeforePromotion(t *testing.T) {
+	r := &run{t: t, spec: withHooks(canarySpec(weightStep(0)), hook("smoke", rolloutsv1alpha1.WebhookPreRollout)),
+		sim: newSim(4), now: t0, hooks: answer(nil)}
+	r.step("")
+	r.sim.update = revCanary
+	r.until(10, "waiting for pre-rollout", func(d decision) bool { return d.activity == rolloutsv1alpha1.ReasonWaitingForGate })
+	calls := r.callsOf("smoke")
+	if len(calls) != 1 || ptr.Deref(calls[0].step, -1) != 1 || r.sim.canary != 0 || !strings.Contains(r.last.message, "before promotion") {
+		t.Fatalf("checks %+v canary %d message %q", calls, r.sim.canary, r.last.message)
+	}
+	r.hooks = answer(map[string]bool{"smoke": true})
+	r.now = r.now.Add(gateInterval)
+	r.until(30, "promoted", func(d decision) bool { return d.done && r.status.StableRevision == revCanary })
+}
+
+// Blue-green: pre-rollout runs once the preview is ready, before the
+// switch; failures past the threshold abort and scale the preview down.
+func TestBlueGreenPreRollout(t *testing.T) {
+	spec := withHooks(blueGreenSpec(true, 0), hook("smoke", rolloutsv1alpha1.WebhookPreRollout))
+	spec.WebhookFailureThreshold = ptr.To[int32](1)
+	r := &run{t: t, spec: spec, sim: newSim(3), now: t0, hooks: answer(nil)}
+	r.step("")
+	r.sim.update = revCanary
+	r.until(30, "preview ready, pre-rollout asked", func(decision) bool { return len(r.callsOf("smoke")) == 1 })
+	if r.sim.canary != 3 || r.last.stableSelects != revStable || r.last.activity != rolloutsv1alpha1.ReasonWaitingForGate {
+		t.Fatalf("at the first check: preview %d, active selects %s, activity %s", r.sim.canary, r.last.stableSelects, r.last.activity)
+	}
+	for range 3 {
+		r.now = r.now.Add(gateInterval)
+		if d := r.step(""); d.aborted {
+			break
+		}
+	}
+	if !r.last.aborted || r.status.StableRevision != revStable || !strings.Contains(r.status.AbortMessage, "pre-rollout webhook smoke") {
+		t.Fatalf("aborted %v status %+v", r.last.aborted, r.status)
 	}
 }
