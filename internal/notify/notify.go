@@ -27,6 +27,10 @@ const DefaultBackoff = time.Second
 // oldest are dropped (and reported).
 const MaxQueue = 64
 
+// DrainTimeout bounds how long a stopping manager waits for the queued
+// messages (Start).
+const DrainTimeout = 15 * time.Second
+
 // Message is one moment of a release.
 type Message struct {
 	Trigger rolloutsv1alpha1.NotificationTrigger
@@ -84,6 +88,8 @@ type Sender struct {
 	attempts int
 	mu       sync.Mutex
 	queues   map[string]*queue
+	// idle is closed, and replaced, each time the last queue empties.
+	idle chan struct{}
 }
 
 // NewSender returns a Sender whose attempts are backoff apart (0:
@@ -94,7 +100,42 @@ func NewSender(backoff time.Duration) *Sender {
 	if backoff == 0 {
 		c.Backoff = DefaultBackoff
 	}
-	return &Sender{caller: c, attempts: Attempts, queues: map[string]*queue{}}
+	return &Sender{caller: c, attempts: Attempts, queues: map[string]*queue{}, idle: make(chan struct{})}
+}
+
+// Start waits for ctx to end, then up to DrainTimeout for the messages
+// still queued to be delivered, so a release's last notifications are not
+// lost when the manager stops (manager.Runnable; every replica runs it,
+// leader or not).
+func (s *Sender) Start(ctx context.Context) error {
+	<-ctx.Done()
+	wait, cancel := context.WithTimeout(context.WithoutCancel(ctx), DrainTimeout)
+	defer cancel()
+	if err := s.Flush(wait); err != nil {
+		return fmt.Errorf("notifications not delivered at shutdown: %w", err)
+	}
+	return nil
+}
+
+// NeedLeaderElection: a replica that loses its lease still delivers what
+// it queued.
+func (s *Sender) NeedLeaderElection() bool { return false }
+
+// Flush waits until no message is queued or in delivery, or ctx ends.
+func (s *Sender) Flush(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		n, idle := len(s.queues), s.idle
+		s.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return fmt.Errorf("%d receivers still have messages: %w", n, ctx.Err())
+		}
+	}
 }
 
 // Send queues the messages for the receiver under key and returns at once;
@@ -133,6 +174,10 @@ func (s *Sender) drain(ctx context.Context, key string) {
 		q := s.queues[key]
 		if len(q.items) == 0 {
 			delete(s.queues, key)
+			if len(s.queues) == 0 {
+				close(s.idle)
+				s.idle = make(chan struct{})
+			}
 			s.mu.Unlock()
 			return
 		}

@@ -314,3 +314,42 @@ func TestSenderDropsTheOldestBeyondTheQueue(t *testing.T) {
 		return len(s.queues) == 0
 	})
 }
+
+// A stopping manager waits for the queued messages (Start), but not
+// beyond its context.
+func TestStartDrainsAtShutdown(t *testing.T) {
+	rc := &receiver{codes: []int{200}, hold: make(chan struct{})}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	s := NewSender(-1)
+	r := Receiver{Name: "hook", Type: rolloutsv1alpha1.NotificationWebhook, URL: srv.URL}
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatalf("nothing queued: %v", err)
+	}
+	s.Send(context.Background(), "a", r, []Message{aborted(), aborted()}, nil)
+	s.Send(context.Background(), "b", r, []Message{aborted()}, nil)
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.Flush(short); err == nil || !strings.Contains(err.Error(), "2 receivers still have messages") {
+		t.Fatalf("flush while the receiver holds: %v", err)
+	}
+	stop, shutdown := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Start(stop) }()
+	shutdown()
+	select {
+	case err := <-done:
+		t.Fatalf("Start returned (%v) before the queued messages were delivered", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(rc.hold)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rc.got()); n != 3 {
+		t.Fatalf("%d messages delivered before Start returned, want 3", n)
+	}
+	if s.NeedLeaderElection() {
+		t.Fatal("a replica without the lease must still deliver what it queued")
+	}
+}

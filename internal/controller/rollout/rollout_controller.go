@@ -111,6 +111,10 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, opts Options) er
 	r := &Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Clock: clock.RealClock{},
 		Recorder: mgr.GetEventRecorder("rollout-controller"), Routers: opts.Routers, Webhooks: gate.New(),
 		Notifier: notify.NewSender(opts.NotificationBackoff), metrics: m}
+	// The notifier delivers what is queued before the manager stops.
+	if err := mgr.Add(r.Notifier); err != nil {
+		return fmt.Errorf("adding the notifier: %w", err)
+	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &rolloutsv1alpha1.Rollout{}, indexTarget, func(o client.Object) []string {
 		ref := o.(*rolloutsv1alpha1.Rollout).Spec.TargetRef
 		return []string{targetKey(ref.APIVersion, ref.Kind, ref.Name)}
