@@ -246,7 +246,7 @@ func TestRolloutControlLimitsReachThePlan(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			set := cs(c.annotation)
-			sh := desiredShape(set, plRevNew)
+			sh := desiredShape(set, tpl)
 			if sh.controlErr != nil {
 				t.Fatal(sh.controlErr)
 			}

@@ -3,7 +3,6 @@ package cloneset
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -48,8 +47,6 @@ type shape struct {
 	// stable is the rollout's stable revision when it differs from the
 	// update revision: pods kept off the update revision run it.
 	stable string
-	// rollout names the Rollout that drives the CloneSet ("" when none).
-	rollout string
 	// control is that Rollout's control (nil when none or unusable): the
 	// planner takes its maxUnavailable and maxSurge where it sets them.
 	control *appsv1alpha1.RolloutControl
@@ -58,25 +55,21 @@ type shape struct {
 }
 
 // desiredShape resolves the spec (or the rollout control) against the
-// update revision.
-func desiredShape(cs *appsv1alpha1.CloneSet, update string) shape {
+// update revision; t says which revisions exist.
+func desiredShape(cs *appsv1alpha1.CloneSet, t *podcontrol.Templates) shape {
 	replicas := ptr.Deref(cs.Spec.Replicas, 1)
 	us := cs.Spec.UpdateStrategy
 	sh := shape{replicas: replicas, partition: min(scaled(us.Partition, replicas, true, 0), replicas), paused: us.Paused}
-	ctl, ok, err := appsv1alpha1.ParseRolloutControl(cs.Annotations)
+	rc := podcontrol.ReadControl(cs, Kind, t)
 	switch {
-	case !ok:
+	case rc.Err != nil:
+		sh.paused, sh.controlErr = true, rc.Err
 		return sh
-	case err != nil:
-		sh.paused, sh.controlErr = true, err
+	case rc.Ctl == nil:
 		return sh
 	}
-	updated, stable := ctl.Targets(replicas, update)
-	sh = shape{replicas: updated + stable, partition: stable, rollout: ctl.Rollout, control: &ctl}
-	if ctl.StableRevision != update {
-		sh.stable = ctl.StableRevision
-	}
-	return sh
+	updated, stable := rc.Ctl.Targets(replicas, t.Update().Name)
+	return shape{replicas: updated + stable, partition: stable, control: rc.Ctl, stable: rc.Stable}
 }
 
 func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *observed) (syncResult, error) {
@@ -89,17 +82,10 @@ func (r *Reconciler) sync(ctx context.Context, cs *appsv1alpha1.CloneSet, o *obs
 	}
 	t := revs.Templates
 	res.update, res.current, res.collisionCount = revs.Update(), revs.Current, revs.CollisionCount
-	res.shape = desiredShape(cs, res.update.Name)
+	res.shape = desiredShape(cs, t)
 	if res.shape.stable != "" {
 		// Pods created off the update revision get the rollout's stable one.
-		stable, ok := t.Revision(res.shape.stable)
-		if !ok {
-			res.shape.paused, res.shape.control = true, nil
-			res.shape.controlErr = fmt.Errorf("annotation %s: stableRevision %s is not a revision of this CloneSet",
-				appsv1alpha1.AnnotationRolloutControl, res.shape.stable)
-		} else {
-			res.current = stable
-		}
+		res.current, _ = t.Revision(res.shape.stable)
 	}
 	if prev := cs.Status.UpdateRevision; prev != "" && prev != res.update.Name {
 		// One event an update, however many waves it takes.

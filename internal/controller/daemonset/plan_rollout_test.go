@@ -375,8 +375,8 @@ func TestReadControl(t *testing.T) {
 	}
 	for _, tc := range cases {
 		d := ds(tc.annotation)
-		rc := readControl(d, tpl)
-		got := fmt.Sprintf("ctl=%v stable=%s paused=%v err=%v", rc.ctl != nil, rc.stable, rc.paused(d), rc.err != nil)
+		rc := podcontrol.ReadControl(d, Kind, tpl)
+		got := fmt.Sprintf("ctl=%v stable=%s paused=%v err=%v", rc.Ctl != nil, rc.Stable, paused(rc, d), rc.Err != nil)
 		if got != tc.want {
 			t.Errorf("%s: got %s, want %s", tc.name, got, tc.want)
 		}
@@ -384,7 +384,7 @@ func TestReadControl(t *testing.T) {
 }
 
 // TestRolloutControlLimitsReachThePlan: the control annotation's
-// maxUnavailable goes from readControl through planInput to the plan.
+// maxUnavailable goes from podcontrol.ReadControl through planInput to the plan.
 func TestRolloutControlLimitsReachThePlan(t *testing.T) {
 	history := []*appsv1.ControllerRevision{
 		{ObjectMeta: metav1.ObjectMeta{Name: revOld}}, {ObjectMeta: metav1.ObjectMeta{Name: revNew}},
@@ -405,9 +405,9 @@ func TestRolloutControlLimitsReachThePlan(t *testing.T) {
 				Spec: appsv1alpha1.DaemonSetSpec{UpdateStrategy: appsv1alpha1.DaemonSetUpdateStrategy{
 					Type: appsv1alpha1.RollingUpdateDaemonSetStrategyType, RollingUpdate: &appsv1alpha1.RollingUpdateDaemonSet{}}},
 			}
-			rc := readControl(ds, tpl)
-			if rc.err != nil {
-				t.Fatal(rc.err)
+			rc := podcontrol.ReadControl(ds, Kind, tpl)
+			if rc.Err != nil {
+				t.Fatal(rc.Err)
 			}
 			nodes := ctlNodes(t, tn{name: "a", pods: "o"}, tn{name: "b", pods: "o"}, tn{name: "c", pods: "o"}, tn{name: "d", pods: "o"}, tn{name: "e", pods: "o"})
 			in := (&Reconciler{}).planInput(ds, nodes, tpl, history[0], rc)

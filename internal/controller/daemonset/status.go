@@ -107,10 +107,10 @@ func (r *Reconciler) updateStatus(ctx context.Context, ds *appsv1alpha1.DaemonSe
 	st.CollisionCount = ptr.To(res.collisionCount)
 	st.Conditions = append([]metav1.Condition(nil), ds.Status.Conditions...)
 
-	paused := !onDelete(ds) && res.control.paused(ds)
+	paused := !onDelete(ds) && paused(res.control, ds)
 	updated := onDelete(ds) || (st.UpdatedNumberScheduled >= st.ExpectedUpdatedNumber &&
 		st.UpdatedNumberAvailable >= st.ExpectedUpdatedNumber && inFlight == 0)
-	if stable := res.control.stable; stable != "" && !onDelete(ds) {
+	if stable := res.control.Stable; stable != "" && !onDelete(ds) {
 		// Under a rollout the canary count is exact, and every other node
 		// runs the stable revision.
 		updated = updated && st.UpdatedNumberScheduled == st.ExpectedUpdatedNumber && strays(res.nodes, stable) == 0
@@ -119,17 +119,17 @@ func (r *Reconciler) updateStatus(ctx context.Context, ds *appsv1alpha1.DaemonSe
 	// Updating while nodes move to the update revision; Placing while pods
 	// are created on or removed from nodes, or are becoming available.
 	activity := appsv1alpha1.ReasonPlacing
-	if placed && (st.UpdatedNumberScheduled < st.ExpectedUpdatedNumber || inFlight > 0 || (res.control.stable != "" && !updated)) {
+	if placed && (st.UpdatedNumberScheduled < st.ExpectedUpdatedNumber || inFlight > 0 || (res.control.Stable != "" && !updated)) {
 		activity = appsv1alpha1.ReasonUpdating
 	}
 	failureReason, failureMessage := res.failureReason, res.failureMessage
-	if err := res.control.err; err != nil {
+	if err := res.control.Err; err != nil {
 		failureReason, failureMessage = appsv1alpha1.ReasonInvalidRolloutControl, err.Error()
 	}
 	old := ds.Status
 	wait := workloadstatus.SetConditions(&st.Conditions, workloadstatus.Progress{
 		Generation: ds.Generation,
-		Done:       done && res.control.err == nil,
+		Done:       done && res.control.Err == nil,
 		Paused:     paused && !updated,
 		Progressed: old.ObservedGeneration != ds.Generation || old.DesiredNumberScheduled != st.DesiredNumberScheduled ||
 			old.CurrentNumberScheduled != st.CurrentNumberScheduled || old.NumberMisscheduled != st.NumberMisscheduled ||

@@ -42,50 +42,18 @@ type syncResult struct {
 	failureReason, failureMessage string
 	requeueAfter                  time.Duration
 	// control is the rollout control the reconcile honoured.
-	control rolloutControl
-}
-
-// rolloutControl is the DaemonSet's rollout control annotation
-// (appsv1alpha1.RolloutControl) checked against its revisions. Its canary
-// count is a number of nodes: that many eligible nodes run the update
-// revision (the partition is the rest), the others the stable revision.
-type rolloutControl struct {
-	// ctl is the control; nil when there is none or it cannot be used.
-	ctl *appsv1alpha1.RolloutControl
-	// stable is the rollout's stable revision when it differs from the
-	// update revision: the nodes kept off the update revision run it.
-	stable string
-	// err is an unusable control: the update holds (paused) with the
-	// spec's partition until it is fixed.
-	err error
-}
-
-func readControl(ds *appsv1alpha1.DaemonSet, t *podcontrol.Templates) rolloutControl {
-	ctl, ok, err := appsv1alpha1.ParseRolloutControl(ds.Annotations)
-	switch {
-	case !ok:
-		return rolloutControl{}
-	case err != nil:
-		return rolloutControl{err: err}
-	}
-	rc := rolloutControl{ctl: &ctl}
-	if ctl.StableRevision != t.Update().Name {
-		if _, known := t.Revision(ctl.StableRevision); !known {
-			return rolloutControl{err: fmt.Errorf("annotation %s: stableRevision %s is not a revision of this DaemonSet",
-				appsv1alpha1.AnnotationRolloutControl, ctl.StableRevision)}
-		}
-		rc.stable = ctl.StableRevision
-	}
-	return rc
+	control podcontrol.RolloutControl
 }
 
 // paused reports whether the DaemonSet's update holds: the spec says so
-// (a rollout's control replaces it), or the control cannot be used.
-func (rc rolloutControl) paused(ds *appsv1alpha1.DaemonSet) bool {
+// (a rollout's control replaces it), or the control cannot be used. The
+// control's canary count is a number of nodes: that many eligible nodes
+// run the update revision (the partition is the rest).
+func paused(rc podcontrol.RolloutControl, ds *appsv1alpha1.DaemonSet) bool {
 	switch {
-	case rc.err != nil:
+	case rc.Err != nil:
 		return true
-	case rc.ctl != nil:
+	case rc.Ctl != nil:
 		return false
 	}
 	return rollingUpdate(ds).Paused
@@ -120,10 +88,10 @@ func (r *Reconciler) sync(ctx context.Context, ds *appsv1alpha1.DaemonSet, o *ob
 	}
 	t := revs.Templates
 	res.update, res.current, res.collisionCount = revs.Update(), revs.Current, revs.CollisionCount
-	res.control = readControl(ds, t)
-	if res.control.stable != "" {
+	res.control = podcontrol.ReadControl(ds, Kind, t)
+	if res.control.Stable != "" {
 		// Nodes kept off the update revision get the rollout's stable one.
-		res.current, _ = t.Revision(res.control.stable)
+		res.current, _ = t.Revision(res.control.Stable)
 	}
 	if prev := ds.Status.UpdateRevision; prev != "" && prev != res.update.Name {
 		r.Recorder.Eventf(ds, nil, corev1.EventTypeNormal, "UpdateStarted", "Update", "updating from revision %s to %s", prev, res.update.Name)
@@ -136,7 +104,7 @@ func (r *Reconciler) sync(ctx context.Context, ds *appsv1alpha1.DaemonSet, o *ob
 		res.failureReason, res.failureMessage = "InvalidSelector", err.Error()
 		scope = labels.Nothing()
 	}
-	nodes, wait := r.views(ds, o, res.update.Name, res.control.stable, scope)
+	nodes, wait := r.views(ds, o, res.update.Name, res.control.Stable, scope)
 	res.nodes, res.requeueAfter = nodes, wait
 	in := r.planInput(ds, nodes, t, res.current, res.control)
 	if res.failureReason != "" {
@@ -152,7 +120,7 @@ func (r *Reconciler) sync(ctx context.Context, ds *appsv1alpha1.DaemonSet, o *ob
 	var errs []error
 	// Repairs go first: an in-place update planned below may take the
 	// same pod's gate down again.
-	if err := r.repairPods(ctx, ds, nodes, p, res.control.stable); err != nil {
+	if err := r.repairPods(ctx, ds, nodes, p, res.control.Stable); err != nil {
 		errs = append(errs, err)
 	}
 	if err := r.deletePods(ctx, ds, p.deletes); err != nil {
@@ -162,7 +130,7 @@ func (r *Reconciler) sync(ctx context.Context, ds *appsv1alpha1.DaemonSet, o *ob
 		res.failureReason, res.failureMessage = appsv1alpha1.ReasonCreateFailed, err.Error()
 		errs = append(errs, err)
 	}
-	after, err := r.updateInPlace(ctx, ds, nodes, p, t, res.control.stable)
+	after, err := r.updateInPlace(ctx, ds, nodes, p, t, res.control.Stable)
 	res.requeueAfter = podcontrol.MinPositive(res.requeueAfter, after)
 	if err != nil {
 		errs = append(errs, err)
@@ -173,8 +141,8 @@ func (r *Reconciler) sync(ctx context.Context, ds *appsv1alpha1.DaemonSet, o *ob
 			used = append(used, v.revision)
 		}
 	}
-	if res.control.stable != "" {
-		used = append(used, res.control.stable) // the rollout may still send pods back to it
+	if res.control.Stable != "" {
+		used = append(used, res.control.Stable) // the rollout may still send pods back to it
 	}
 	if err := r.Pods.PruneHistory(ctx, revs.History, revs.Live(used...), int(ptr.Deref(ds.Spec.RevisionHistoryLimit, 10))); err != nil {
 		errs = append(errs, err)
@@ -278,7 +246,7 @@ func (r *Reconciler) views(ds *appsv1alpha1.DaemonSet, o *observed, update, stab
 	return out, wait
 }
 
-func (r *Reconciler) planInput(ds *appsv1alpha1.DaemonSet, nodes []*nodeView, t *podcontrol.Templates, current *appsv1.ControllerRevision, rc rolloutControl) planInput {
+func (r *Reconciler) planInput(ds *appsv1alpha1.DaemonSet, nodes []*nodeView, t *podcontrol.Templates, current *appsv1.ControllerRevision, rc podcontrol.RolloutControl) planInput {
 	var desired int32
 	for _, n := range nodes {
 		if n.exists && n.eligible {
@@ -292,23 +260,23 @@ func (r *Reconciler) planInput(ds *appsv1alpha1.DaemonSet, nodes []*nodeView, t 
 		maxUnavailable = 1 // a percentage of few nodes; the API refuses both 0
 	}
 	partition := min(scaled(ru.Partition, desired, 0), desired)
-	if rc.ctl != nil {
-		canary, _ := rc.ctl.Targets(desired, t.Update().Name)
+	if rc.Ctl != nil {
+		canary, _ := rc.Ctl.Targets(desired, t.Update().Name)
 		partition = desired - min(canary, desired)
 	}
 	byPod := map[*corev1.Pod]*podView{}
 	return planInput{
 		nodes:          nodes,
-		updating:       !onDelete(ds) && !rc.paused(ds),
+		updating:       !onDelete(ds) && !paused(rc, ds),
 		onDelete:       onDelete(ds),
 		inPlaceType:    ru.Type == appsv1alpha1.InPlaceIfPossibleRollingUpdateType,
 		maxUnavailable: maxUnavailable,
 		maxSurge:       maxSurge,
-		control:        rc.ctl,
+		control:        rc.Ctl,
 		partition:      partition,
 		inPlace:        func(rev string) bool { return t.ChangeTo(rev).InPlace },
-		stable:         rc.stable,
-		inPlaceReturn:  func(rev string) bool { return t.Change(rev, rc.stable).InPlace },
+		stable:         rc.Stable,
+		inPlaceReturn:  func(rev string) bool { return t.Change(rev, rc.Stable).InPlace },
 		haveCurrent:    current.Name != t.Update().Name,
 		sortForUpdate: func(views []*podView) []*podView {
 			pods := make([]*corev1.Pod, len(views))

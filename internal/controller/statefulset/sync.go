@@ -3,7 +3,6 @@ package statefulset
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -125,26 +124,16 @@ type shape struct {
 func desiredShape(set *appsv1alpha1.StatefulSet, s resolved, t *podcontrol.Templates) shape {
 	replicas := ptr.Deref(set.Spec.Replicas, 1)
 	sh := shape{replicas: replicas, partition: s.partition, paused: s.paused}
-	ctl, ok, err := appsv1alpha1.ParseRolloutControl(set.Annotations)
+	rc := podcontrol.ReadControl(set, Kind, t)
 	switch {
-	case !ok:
+	case rc.Err != nil:
+		sh.paused, sh.controlErr = true, rc.Err
 		return sh
-	case err == nil && ctl.StableRevision != t.Update().Name:
-		if _, known := t.Revision(ctl.StableRevision); !known {
-			err = fmt.Errorf("annotation %s: stableRevision %s is not a revision of this StatefulSet",
-				appsv1alpha1.AnnotationRolloutControl, ctl.StableRevision)
-		}
-	}
-	if err != nil {
-		sh.paused, sh.controlErr = true, err
+	case rc.Ctl == nil:
 		return sh
 	}
-	updated, stable := ctl.Targets(replicas, t.Update().Name)
-	sh = shape{replicas: updated + stable, partition: stable, control: &ctl}
-	if ctl.StableRevision != t.Update().Name {
-		sh.stable = ctl.StableRevision
-	}
-	return sh
+	updated, stable := rc.Ctl.Targets(replicas, t.Update().Name)
+	return shape{replicas: updated + stable, partition: stable, control: rc.Ctl, stable: rc.Stable}
 }
 
 func (r *Reconciler) sync(ctx context.Context, set *appsv1alpha1.StatefulSet, o *observed) (syncResult, error) {
