@@ -302,36 +302,20 @@ type selectorChange struct {
 
 // recordSelector watches the Service name until the test ends.
 func (b *bgStory) recordSelector(name string) *selectorHistory {
-	t := b.t
-	t.Helper()
+	b.t.Helper()
 	h := &selectorHistory{}
-	wc, err := client.NewWithWatch(framework.Config(), client.Options{Scheme: framework.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(b.ctx)
-	w, err := wc.Watch(ctx, &corev1.ServiceList{}, client.InNamespace(b.ns))
-	if err != nil {
-		cancel()
-		t.Fatalf("watch services: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ev := range w.ResultChan() {
-			svc, ok := ev.Object.(*corev1.Service)
-			if !ok || svc.Name != name {
-				continue
-			}
-			rev := svc.Spec.Selector[revision.LabelRevisionHash]
-			h.mu.Lock()
-			if n := len(h.changes); n == 0 || h.changes[n-1].rev != rev {
-				h.changes = append(h.changes, selectorChange{seenAt: seenAt{at: time.Now(), rv: resourceVersion(svc)}, rev: rev})
-			}
-			h.mu.Unlock()
+	b.watchUntilEnd(&corev1.ServiceList{}, func(ev watch.Event) {
+		svc, ok := ev.Object.(*corev1.Service)
+		if !ok || svc.Name != name {
+			return
 		}
-	}()
-	t.Cleanup(func() { cancel(); w.Stop(); <-done })
+		rev := svc.Spec.Selector[revision.LabelRevisionHash]
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if n := len(h.changes); n == 0 || h.changes[n-1].rev != rev {
+			h.changes = append(h.changes, selectorChange{seenAt: seenAt{at: time.Now(), rv: resourceVersion(svc)}, rev: rev})
+		}
+	})
 	return h
 }
 

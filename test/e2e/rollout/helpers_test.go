@@ -298,10 +298,17 @@ func (e *env) createRelease(steps ...rolloutsv1alpha1.CanaryStep) {
 // answer in its place.
 func (e *env) waitPodsServed() {
 	e.t.Helper()
+	e.servedPods(replicas)
+}
+
+// servedPods waits until the demoapp serves n pods and answers on each
+// of the env's pods' addresses as that pod.
+func (e *env) servedPods(n int) {
+	e.t.Helper()
 	hc := &http.Client{Timeout: 5 * time.Second}
 	defer hc.CloseIdleConnections()
 	err := framework.Poll(e.ctx, trafficTimeout, func() error {
-		if st := e.demo.Stats(); st.PendingBinds != 0 || st.Pods != replicas {
+		if st := e.demo.Stats(); st.PendingBinds != 0 || st.Pods != n {
 			return fmt.Errorf("demoapp serves %d pods, %d addresses wait to be bound (held by another process?)", st.Pods, st.PendingBinds)
 		}
 		pods, err := e.pods()
@@ -1149,33 +1156,7 @@ func (s *story) podsOn(rev, image string, k int) error {
 // story's pods' addresses as that pod (see waitPodsServed).
 func (s *story) served() {
 	s.t.Helper()
-	hc := &http.Client{Timeout: 5 * time.Second}
-	defer hc.CloseIdleConnections()
-	err := framework.Poll(s.ctx, trafficTimeout, func() error {
-		if st := s.demo.Stats(); st.PendingBinds != 0 || st.Pods != s.n {
-			return fmt.Errorf("demoapp serves %d pods, %d addresses wait to be bound (held by another process?)", st.Pods, st.PendingBinds)
-		}
-		pods, err := s.pods()
-		if err != nil {
-			return err
-		}
-		for _, p := range pods {
-			url := fmt.Sprintf("http://%s:%d/", p.Status.PodIP, podPort)
-			resp, err := hc.Get(url)
-			if err != nil {
-				return fmt.Errorf("pod %s: %w", p.Name, err)
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			_ = resp.Body.Close()
-			if got := resp.Header.Get(demoapp.HeaderPod); got != p.Name {
-				return fmt.Errorf("%s answered as pod %q, want %s: another process serves the address", url, got, p.Name)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		s.t.Fatalf("pods' addresses: %v", err)
-	}
+	s.servedPods(s.n)
 }
 
 // setTemplate changes the workload's pod template and returns the
@@ -1365,33 +1346,43 @@ type rolloutHistory struct {
 
 // recordRollout watches the Rollout until the test ends.
 func (e *env) recordRollout() *rolloutHistory {
+	e.t.Helper()
+	h := &rolloutHistory{}
+	e.watchUntilEnd(&rolloutsv1alpha1.RolloutList{}, func(ev watch.Event) {
+		if ro, ok := ev.Object.(*rolloutsv1alpha1.Rollout); ok && ro.Name == e.name {
+			h.mu.Lock()
+			h.seen = append(h.seen, *ro.Status.DeepCopy())
+			h.at = append(h.at, time.Now())
+			h.mu.Unlock()
+		}
+	})
+	return h
+}
+
+// watchUntilEnd watches the objects of list's kind in the env's
+// namespace until the test ends, handing on every event (errors and
+// bookmarks included) in order, from one goroutine.
+func (e *env) watchUntilEnd(list client.ObjectList, on func(watch.Event)) {
 	t := e.t
 	t.Helper()
-	h := &rolloutHistory{}
 	wc, err := client.NewWithWatch(framework.Config(), client.Options{Scheme: framework.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(e.ctx)
-	w, err := wc.Watch(ctx, &rolloutsv1alpha1.RolloutList{}, client.InNamespace(e.ns))
+	w, err := wc.Watch(ctx, list, client.InNamespace(e.ns))
 	if err != nil {
 		cancel()
-		t.Fatalf("watch rollouts: %v", err)
+		t.Fatalf("watch %T: %v", list, err)
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for ev := range w.ResultChan() {
-			if ro, ok := ev.Object.(*rolloutsv1alpha1.Rollout); ok && ro.Name == e.name {
-				h.mu.Lock()
-				h.seen = append(h.seen, *ro.Status.DeepCopy())
-				h.at = append(h.at, time.Now())
-				h.mu.Unlock()
-			}
+			on(ev)
 		}
 	}()
 	t.Cleanup(func() { cancel(); w.Stop(); <-done })
-	return h
 }
 
 // firstSeen is when the first status satisfying f was seen (zero if

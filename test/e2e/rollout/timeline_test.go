@@ -1,7 +1,6 @@
 package rollout_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -50,47 +49,22 @@ func (tl *timeline) String() string {
 
 // watchTimeline starts the namespace's watches until the test ends.
 func (e *env) watchTimeline() {
-	t := e.t
-	wc, err := client.NewWithWatch(framework.Config(), client.Options{Scheme: framework.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(e.ctx)
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
 	start := func(list client.ObjectList, describe func(obj any) (key, state string)) {
-		w, err := wc.Watch(ctx, list, client.InNamespace(e.ns))
-		if err != nil {
-			t.Fatalf("watch %T: %v", list, err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer w.Stop()
-			last := map[string]string{}
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case ev, ok := <-w.ResultChan():
-					if !ok {
-						return
-					}
-					if ev.Type == watch.Error || ev.Type == watch.Bookmark {
-						continue
-					}
-					key, state := describe(ev.Object)
-					if ev.Type == watch.Deleted {
-						state = "deleted"
-					}
-					if key == "" || last[key] == state {
-						continue
-					}
-					last[key] = state
-					e.timeline.add("%s: %s", key, state)
-				}
+		last := map[string]string{}
+		e.watchUntilEnd(list, func(ev watch.Event) {
+			if ev.Type == watch.Error || ev.Type == watch.Bookmark {
+				return
 			}
-		}()
+			key, state := describe(ev.Object)
+			if ev.Type == watch.Deleted {
+				state = "deleted"
+			}
+			if key == "" || last[key] == state {
+				return
+			}
+			last[key] = state
+			e.timeline.add("%s: %s", key, state)
+		})
 	}
 	start(&rolloutsv1alpha1.RolloutList{}, func(obj any) (string, string) {
 		ro, ok := obj.(*rolloutsv1alpha1.Rollout)
