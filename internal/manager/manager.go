@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/selection"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -88,7 +89,10 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = o.QPS, o.Burst
 	cfg.UserAgent = "drover-manager/" + version.Get()
-	cacheOpts, err := cacheOptions()
+	// One interner for every pod cache: pods of both caches share their
+	// strings.
+	trimPods := newPodTrimmer(newInterner(defaultInternerSize))
+	cacheOpts, err := cacheOptions(trimPods)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +124,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	// Pods a SidecarSet injected are cached apart (label
 	// apps.drover.dev/sidecarset-injected): whoever owns them, they cost
 	// the manager memory only once injected.
-	sidecarPods, err := sidecarset.NewPodCache(mgr.GetConfig(), mgr.GetScheme(), mgr.GetRESTMapper(), mgr.GetHTTPClient(), trimPod)
+	sidecarPods, err := sidecarset.NewPodCache(mgr.GetConfig(), mgr.GetScheme(), mgr.GetRESTMapper(), mgr.GetHTTPClient(), trimPods)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +157,8 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 }
 
 // cacheOptions trims the informer cache: managedFields are dropped from
-// every object, pods keep only the fields the controllers read (trimPod),
+// every object, pods keep only the fields the controllers read (trimPods,
+// from newPodTrimmer),
 // nodes keep only what decides placement (trimNode), and pods, claims and
 // revisions are cached only when a Drover workload created them (label
 // apps.drover.dev/workload), so pods Drover does not own cost it no memory.
@@ -163,7 +168,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 // ConfigMaps and Secrets are cached by their metadata only, without
 // annotations (trimConfigMetadata): a Rollout with spec.trackConfigs
 // watches them and reads their content from the API when it needs it.
-func cacheOptions() (cache.Options, error) {
+func cacheOptions(trimPods toolscache.TransformFunc) (cache.Options, error) {
 	owned, err := labels.NewRequirement(appsv1alpha1.LabelWorkload, selection.Exists, nil)
 	if err != nil {
 		return cache.Options{}, fmt.Errorf("building the cache selector: %w", err)
@@ -172,7 +177,7 @@ func cacheOptions() (cache.Options, error) {
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}:                   {Label: sel, Transform: trimPod},
+			&corev1.Pod{}:                   {Label: sel, Transform: trimPods},
 			&corev1.PersistentVolumeClaim{}: {Label: sel},
 			&appsv1.ControllerRevision{}:    {Label: sel},
 			&corev1.Node{}:                  {Transform: trimNode},
