@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -24,6 +25,7 @@ import (
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
+	jobprovider "github.com/drover-dev/drover/internal/analysis/provider/job"
 	"github.com/drover-dev/drover/internal/controller/analysisrun"
 	"github.com/drover-dev/drover/internal/controller/broadcastjob"
 	"github.com/drover-dev/drover/internal/controller/cloneset"
@@ -105,6 +107,8 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElectionID:        "drover-manager.drover.dev",
 		LeaderElectionNamespace: o.LeaderElectionNS,
 		Cache:                   cacheOpts,
+		// Lists a workload's pods from the cache without copying them.
+		NewClient: newIndexedClient,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
@@ -165,6 +169,8 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 // Deployments and ReplicaSets (a Rollout's Deployment target and its
 // canary) are cached whole, without managedFields: a Rollout matches a
 // ReplicaSet's template against its Deployment's.
+// Jobs are cached only when an AnalysisRun's job metric created them
+// (label rollouts.drover.dev/analysis-run-uid), the only Jobs it reads.
 // ConfigMaps and Secrets are cached by their metadata only, without
 // annotations (trimConfigMetadata): a Rollout with spec.trackConfigs
 // watches them and reads their content from the API when it needs it.
@@ -174,6 +180,10 @@ func cacheOptions(trimPods toolscache.TransformFunc) (cache.Options, error) {
 		return cache.Options{}, fmt.Errorf("building the cache selector: %w", err)
 	}
 	sel := labels.NewSelector().Add(*owned)
+	analysisJob, err := labels.NewRequirement(jobprovider.LabelRunUID, selection.Exists, nil)
+	if err != nil {
+		return cache.Options{}, fmt.Errorf("building the analysis job selector: %w", err)
+	}
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
@@ -183,6 +193,7 @@ func cacheOptions(trimPods toolscache.TransformFunc) (cache.Options, error) {
 			&corev1.Node{}:                  {Transform: trimNode},
 			&corev1.ConfigMap{}:             {Transform: trimConfigMetadata},
 			&corev1.Secret{}:                {Transform: trimConfigMetadata},
+			&batchv1.Job{}:                  {Label: labels.NewSelector().Add(*analysisJob)},
 		},
 	}, nil
 }
