@@ -76,12 +76,13 @@ func (l memoryLimit) apply() int64 {
 //
 //  1. --memory-limit (flagValue, "" when not given): a quantity such as
 //     "200Mi" or "1G"; "0" or "off" removes any limit, GOMEMLIMIT's too;
-//  2. GOMEMLIMIT (env, when envSet), which the Go runtime applies itself
-//     (the Helm chart sets it from the container's memory limit);
+//  2. GOMEMLIMIT (env, when envSet and not empty), which the Go runtime
+//     applies itself (the Helm chart sets it from the container's memory
+//     limit);
 //  3. def.
 func resolveMemoryLimit(flagValue, env string, envSet bool, def int64) (memoryLimit, error) {
 	switch v := strings.TrimSpace(flagValue); {
-	case v == "" && envSet:
+	case v == "" && envSet && env != "": // Go ignores an empty GOMEMLIMIT too
 		return memoryLimit{Source: limitFromEnv}, nil
 	case v == "":
 		return memoryLimit{Bytes: def, Source: limitFromDefault}, nil

@@ -15,7 +15,7 @@ func TestResolveMemoryLimit(t *testing.T) {
 		{name: "nothing set: the default", want: memoryLimit{Bytes: def, Source: limitFromDefault}},
 		{name: "GOMEMLIMIT wins over the default", env: "300MiB", envSet: true, want: memoryLimit{Source: limitFromEnv}},
 		{name: "GOMEMLIMIT=off wins over the default", env: "off", envSet: true, want: memoryLimit{Source: limitFromEnv}},
-		{name: "empty GOMEMLIMIT still counts as set", env: "", envSet: true, want: memoryLimit{Source: limitFromEnv}},
+		{name: "empty GOMEMLIMIT is unset, as for Go", env: "", envSet: true, want: memoryLimit{Bytes: def, Source: limitFromDefault}},
 		{name: "flag alone", flag: "200Mi", want: memoryLimit{Bytes: 200 << 20, Source: limitFromFlag}},
 		{name: "flag wins over GOMEMLIMIT", flag: "128Mi", env: "300MiB", envSet: true, want: memoryLimit{Bytes: 128 << 20, Source: limitFromFlag}},
 		{name: "decimal suffix", flag: "1G", want: memoryLimit{Bytes: 1_000_000_000, Source: limitFromFlag}},

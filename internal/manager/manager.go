@@ -162,10 +162,10 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 
 // cacheOptions trims the informer cache: managedFields are dropped from
 // every object, pods keep only the fields the controllers read (trimPods,
-// from newPodTrimmer),
-// nodes keep only what decides placement (trimNode), and pods, claims and
-// revisions are cached only when a Drover workload created them (label
-// apps.drover.dev/workload), so pods Drover does not own cost it no memory.
+// from newPodTrimmer), nodes keep only what decides placement (trimNode),
+// and pods, claims and revisions are cached only when a Drover workload
+// created them (label apps.drover.dev/workload), so pods Drover does not
+// own cost it no memory.
 // Deployments and ReplicaSets (a Rollout's Deployment target and its
 // canary) are cached whole, without managedFields: a Rollout matches a
 // ReplicaSet's template against its Deployment's.
