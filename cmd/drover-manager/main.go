@@ -15,9 +15,10 @@ import (
 )
 
 func main() {
-	tuneGC()
+	gcPercent := tuneGC()
 	o := manager.Defaults()
 	var qps float64
+	var memLimit string
 	flag.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address of the Prometheus /metrics endpoint (0 disables it).")
 	flag.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "Address of the /healthz and /readyz endpoints.")
 	flag.StringVar(&o.PprofAddr, "pprof-bind-address", "", "Address of the net/http/pprof endpoints (empty disables them).")
@@ -27,6 +28,7 @@ func main() {
 	flag.IntVar(&o.PodWriteConcurrency, "pod-write-concurrency", o.PodWriteConcurrency, "Pod writes one reconcile issues in parallel.")
 	flag.Float64Var(&qps, "kube-api-qps", float64(o.QPS), "Client-side limit on API requests per second; negative disables it and leaves fairness to the API server's priority and fairness.")
 	flag.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Client-side burst when --kube-api-qps is positive.")
+	flag.StringVar(&memLimit, "memory-limit", "", fmt.Sprintf("Soft memory limit of the Go runtime, a quantity (e.g. 200Mi); 0 or off: none. Wins over $GOMEMLIMIT; without either, %dMi.", defaultMemoryLimit>>20))
 	wh := webhookFlags(&o.Webhook)
 	showVersion := flag.Bool("version", false, "Print the version and exit.")
 	zapOpts := zap.Options{}
@@ -41,7 +43,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	env, envSet := os.LookupEnv("GOMEMLIMIT")
+	limit, err := resolveMemoryLimit(memLimit, env, envSet, defaultMemoryLimit)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	limitBytes := limit.apply()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	ctrl.Log.WithName("setup").Info("memory limit", "bytes", limitBytes, "source", limit.Source, "gcPercent", gcPercent)
 
 	if err := run(o); err != nil {
 		ctrl.Log.Error(err, "manager stopped")

@@ -8,12 +8,14 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,6 +25,7 @@ import (
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
 	rolloutsv1alpha1 "github.com/drover-dev/drover/api/rollouts/v1alpha1"
+	jobprovider "github.com/drover-dev/drover/internal/analysis/provider/job"
 	"github.com/drover-dev/drover/internal/controller/analysisrun"
 	"github.com/drover-dev/drover/internal/controller/broadcastjob"
 	"github.com/drover-dev/drover/internal/controller/cloneset"
@@ -88,7 +91,10 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = o.QPS, o.Burst
 	cfg.UserAgent = "drover-manager/" + version.Get()
-	cacheOpts, err := cacheOptions()
+	// One interner for every pod cache: pods of both caches share their
+	// strings.
+	trimPods := newPodTrimmer(newInterner(defaultInternerSize))
+	cacheOpts, err := cacheOptions(trimPods)
 	if err != nil {
 		return nil, err
 	}
@@ -101,6 +107,8 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElectionID:        "drover-manager.drover.dev",
 		LeaderElectionNamespace: o.LeaderElectionNS,
 		Cache:                   cacheOpts,
+		// Lists a workload's pods from the cache without copying them.
+		NewClient: newIndexedClient,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
@@ -120,7 +128,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	// Pods a SidecarSet injected are cached apart (label
 	// apps.drover.dev/sidecarset-injected): whoever owns them, they cost
 	// the manager memory only once injected.
-	sidecarPods, err := sidecarset.NewPodCache(mgr.GetConfig(), mgr.GetScheme(), mgr.GetRESTMapper(), mgr.GetHTTPClient(), trimPod)
+	sidecarPods, err := sidecarset.NewPodCache(mgr.GetConfig(), mgr.GetScheme(), mgr.GetRESTMapper(), mgr.GetHTTPClient(), trimPods)
 	if err != nil {
 		return nil, err
 	}
@@ -153,31 +161,39 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 }
 
 // cacheOptions trims the informer cache: managedFields are dropped from
-// every object, pods keep only the fields the controllers read (trimPod),
-// nodes keep only what decides placement (trimNode), and pods, claims and
-// revisions are cached only when a Drover workload created them (label
-// apps.drover.dev/workload), so pods Drover does not own cost it no memory.
+// every object, pods keep only the fields the controllers read (trimPods,
+// from newPodTrimmer), nodes keep only what decides placement (trimNode),
+// and pods, claims and revisions are cached only when a Drover workload
+// created them (label apps.drover.dev/workload), so pods Drover does not
+// own cost it no memory.
 // Deployments and ReplicaSets (a Rollout's Deployment target and its
 // canary) are cached whole, without managedFields: a Rollout matches a
 // ReplicaSet's template against its Deployment's.
+// Jobs are cached only when an AnalysisRun's job metric created them
+// (label rollouts.drover.dev/analysis-run-uid), the only Jobs it reads.
 // ConfigMaps and Secrets are cached by their metadata only, without
 // annotations (trimConfigMetadata): a Rollout with spec.trackConfigs
 // watches them and reads their content from the API when it needs it.
-func cacheOptions() (cache.Options, error) {
+func cacheOptions(trimPods toolscache.TransformFunc) (cache.Options, error) {
 	owned, err := labels.NewRequirement(appsv1alpha1.LabelWorkload, selection.Exists, nil)
 	if err != nil {
 		return cache.Options{}, fmt.Errorf("building the cache selector: %w", err)
 	}
 	sel := labels.NewSelector().Add(*owned)
+	analysisJob, err := labels.NewRequirement(jobprovider.LabelRunUID, selection.Exists, nil)
+	if err != nil {
+		return cache.Options{}, fmt.Errorf("building the analysis job selector: %w", err)
+	}
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}:                   {Label: sel, Transform: trimPod},
+			&corev1.Pod{}:                   {Label: sel, Transform: trimPods},
 			&corev1.PersistentVolumeClaim{}: {Label: sel},
 			&appsv1.ControllerRevision{}:    {Label: sel},
 			&corev1.Node{}:                  {Transform: trimNode},
 			&corev1.ConfigMap{}:             {Transform: trimConfigMetadata},
 			&corev1.Secret{}:                {Transform: trimConfigMetadata},
+			&batchv1.Job{}:                  {Label: labels.NewSelector().Add(*analysisJob)},
 		},
 	}, nil
 }

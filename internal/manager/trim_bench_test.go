@@ -3,12 +3,14 @@ package manager
 import (
 	"fmt"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/json"
 
 	"github.com/drover-dev/drover/internal/inplace"
@@ -70,6 +72,8 @@ func BenchmarkCachedPod(b *testing.B) {
 	keep := make([]any, n)
 	var before, after runtime.MemStats
 	for b.Loop() {
+		clear(keep)
+		trim := newPodTrimmer(newInterner(defaultInternerSize))
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		for i := range keep {
@@ -77,11 +81,14 @@ func BenchmarkCachedPod(b *testing.B) {
 			if err := json.Unmarshal(raw, p); err != nil {
 				b.Fatal(err)
 			}
-			keep[i], _ = trimPod(p)
+			// Pods differ by name, UID and resourceVersion.
+			p.Name, p.UID, p.ResourceVersion = fmt.Sprintf("bench-0-%05d", i), types.UID(fmt.Sprintf("%036d", i)), strconv.Itoa(100000+i)
+			keep[i], _ = trim(p)
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(trim)
 	}
-	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/pod")
+	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/n, "bytes/pod")
 	runtime.KeepAlive(keep)
 }

@@ -104,10 +104,26 @@ func RegisterIndexes(ctx context.Context, idx client.FieldIndexer) error {
 	return nil
 }
 
+// PodIndexer is a reader that lists a controller's pods straight from
+// the cache's index, without copying them (the manager's client is one).
+type PodIndexer interface {
+	PodsByController(ctx context.Context, namespace, controllerUID string) ([]*corev1.Pod, error)
+}
+
 // Pods lists, from the cache, the pods in namespace whose controller has
-// the given UID ("" for orphans). The pods are the cache's own objects:
-// callers must not modify them.
+// the given UID ("" for orphans). The pods are the cache's own objects, or
+// shallow copies of them: callers must not modify them. A reader that is a
+// PodIndexer lists them without copying.
 func Pods(ctx context.Context, c client.Reader, namespace, controllerUID string) ([]*corev1.Pod, error) {
+	if pi, ok := c.(PodIndexer); ok {
+		return pi.PodsByController(ctx, namespace, controllerUID)
+	}
+	return ListPods(ctx, c, namespace, controllerUID)
+}
+
+// ListPods is Pods through c.List, which copies every pod's struct into
+// the list (about 1 KiB a pod).
+func ListPods(ctx context.Context, c client.Reader, namespace, controllerUID string) ([]*corev1.Pod, error) {
 	var list corev1.PodList
 	if err := c.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{IndexController: controllerUID}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)

@@ -48,7 +48,7 @@ func TestStateCacheReusesParsedStates(t *testing.T) {
 	first := c.States("o", []*corev1.Pod{p})
 	// Same raw value: the cached parse comes back even if decoding it now
 	// would give something else (proved by tampering with the cache).
-	c.byOwner["o"][p.UID] = ParsedState{Raw: first[0].Raw, State: inplace.State{Revision: "cached"}, OK: true}
+	c.byOwner["o"].byUID[p.UID] = ParsedState{Raw: first[0].Raw, State: inplace.State{Revision: "cached"}, OK: true}
 	if again := c.States("o", []*corev1.Pod{p}); again[0].State.Revision != "cached" {
 		t.Fatalf("unchanged annotation decoded again: %+v", again[0])
 	}
@@ -59,5 +59,25 @@ func TestStateCacheReusesParsedStates(t *testing.T) {
 	c.Forget("o")
 	if _, ok := c.byOwner["o"]; ok {
 		t.Fatal("Forget kept the owner's states")
+	}
+}
+
+// A pod the owner no longer lists (deleted, released) or whose
+// annotation is gone leaves the cache at the owner's next reconcile.
+func TestStateCacheDropsPodsNoLongerSeen(t *testing.T) {
+	c := NewStateCache()
+	ann := inplace.WorkloadTrack.Annotation()
+	a, b := statePod("a", ann, `{"revision":"r1","phase":"Updating"}`), statePod("b", ann, `{"revision":"r1","phase":"Done"}`)
+	c.States("o", []*corev1.Pod{a, b})
+	if n := len(c.byOwner["o"].byUID); n != 2 {
+		t.Fatalf("%d states kept, want 2", n)
+	}
+	got := c.States("o", []*corev1.Pod{b})
+	if n := len(c.byOwner["o"].byUID); n != 1 || got[0].State.Revision != "r1" || !got[0].OK {
+		t.Fatalf("%d states kept (want 1), b's %+v", n, got[0])
+	}
+	delete(b.Annotations, ann)
+	if got := c.States("o", []*corev1.Pod{b}); got[0].OK || len(c.byOwner["o"].byUID) != 0 {
+		t.Fatalf("state without annotation: %+v, %d kept", got[0], len(c.byOwner["o"].byUID))
 	}
 }

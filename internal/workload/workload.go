@@ -15,11 +15,15 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -90,8 +94,40 @@ func ForPodOwner(mgr manager.Manager, obj client.Object, concurrency int) *build
 	return builder.ControllerManagedBy(mgr).
 		For(obj, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), obj, handler.OnlyControllerOwner())).
+		Watches(&corev1.Pod{}, podOwnerHandler(mgr, obj)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, concurrency)})
+}
+
+// podOwnerHandler enqueues a pod's controller when it is of obj's kind:
+// handler.EnqueueRequestForOwner(OnlyControllerOwner) without its REST
+// mapping of the owner reference on every pod event (workloads are
+// namespaced), which allocated more than the rest of the event handling
+// during a large update.
+func podOwnerHandler(mgr manager.Manager, obj client.Object) handler.EventHandler {
+	gvk, err := apiutil.GVKForObject(obj, mgr.GetScheme())
+	if err != nil {
+		return handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), obj, handler.OnlyControllerOwner())
+	}
+	return handler.EnqueueRequestsFromMapFunc(func(_ context.Context, pod client.Object) []reconcile.Request {
+		return controllerRequest(pod, gvk.GroupKind())
+	})
+}
+
+// controllerRequest is the request of pod's controller when it is of kind
+// gk, else nil.
+func controllerRequest(pod client.Object, gk schema.GroupKind) []reconcile.Request {
+	ref := metav1.GetControllerOfNoCopy(pod)
+	if ref == nil || ref.Kind != gk.Kind {
+		return nil
+	}
+	group := "" // the core group's apiVersion is "v1"
+	if i := strings.IndexByte(ref.APIVersion, '/'); i >= 0 {
+		group = ref.APIVersion[:i]
+	}
+	if group != gk.Group {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: pod.GetNamespace(), Name: ref.Name}}}
 }
 
 // Forget drops what b keeps about the object under key (it was deleted).
