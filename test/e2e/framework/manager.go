@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -44,6 +45,8 @@ type ManagerProcess struct {
 	// MutatingWebhookConfiguration the manager wrote stays valid while it
 	// is stopped (a selected pod is then refused, not sent elsewhere).
 	webhookPort int
+	// started: a start succeeded (the webhook's port is then fixed).
+	started bool
 }
 
 // Available reports whether the manager can be started, and if not, why.
@@ -116,8 +119,15 @@ func (m *ManagerProcess) Pid() int {
 	return m.cmd.Process.Pid
 }
 
-// Start starts the manager and waits until its health endpoint answers.
-// Starting a running manager is an error.
+// errPortTaken: a port picked for the manager was taken by another
+// process between picking and binding (suites run in parallel).
+var errPortTaken = errors.New("a port picked for the manager was taken meanwhile")
+
+// Start starts the manager and waits until its health endpoint answers
+// and its webhook server listens. A manager that exits because a port it
+// was given was taken meanwhile is started again on fresh ports (the
+// webhook's port is kept once a start succeeded: the cluster's webhook
+// configuration names it). Starting a running manager is an error.
 func (m *ManagerProcess) Start() error {
 	if m.disabled != "" {
 		return fmt.Errorf("manager not available: %s", m.disabled)
@@ -125,6 +135,22 @@ func (m *ManagerProcess) Start() error {
 	if m.Running() {
 		return errors.New("manager already running")
 	}
+	var err error
+	for range 4 {
+		if err = m.start(); !errors.Is(err, errPortTaken) {
+			return err
+		}
+		m.mu.Lock()
+		if !m.started {
+			m.webhookPort = 0
+		}
+		m.mu.Unlock()
+		time.Sleep(500 * time.Millisecond)
+	}
+	return err
+}
+
+func (m *ManagerProcess) start() error {
 	ports, err := freeport.Loopback(3)
 	if err != nil {
 		return err
@@ -180,11 +206,42 @@ func (m *ManagerProcess) Start() error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), managerReadyTimeout)
 	defer cancel()
-	if err := waitHealthy(ctx, health, exited); err != nil {
+	err = waitHealthy(ctx, health, exited)
+	if err == nil {
+		// The webhook server binds after the probes answer.
+		err = waitListening(ctx, "127.0.0.1:"+strconv.Itoa(webhookPort), exited)
+	}
+	if err != nil {
 		_ = m.Stop()
+		recent := logTail(m.logPath, 64<<10)
+		if i := strings.LastIndex(recent, "==== "); i >= 0 && strings.Contains(recent[i:], "address already in use") {
+			err = fmt.Errorf("%w: %w", errPortTaken, err)
+		}
 		return fmt.Errorf("manager not healthy (log %s): %w\n%s", m.logPath, err, logTail(m.logPath, 3000))
 	}
+	m.mu.Lock()
+	m.started = true
+	m.mu.Unlock()
 	return nil
+}
+
+// waitListening waits until addr accepts connections, or the manager exits.
+func waitListening(ctx context.Context, addr string, exited <-chan struct{}) error {
+	var d net.Dialer
+	for {
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			_ = conn.Close()
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("manager exited before listening on %s", addr)
+		case <-ctx.Done():
+			return fmt.Errorf("%w (not listening on %s: %v)", ctx.Err(), addr, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Stop sends SIGTERM, waits for the manager to exit (SIGKILL after a grace
