@@ -8,7 +8,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
@@ -126,9 +128,18 @@ func TestSelectorIsImmutable(t *testing.T) {
 	if err := k8s.Create(context.Background(), ds); err != nil {
 		t.Fatal(err)
 	}
-	ds.Spec.Selector.MatchLabels["extra"] = "x"
-	ds.Spec.Template.Labels["extra"] = "x"
-	testenv.AssertInvalid(t, k8s.Update(context.Background(), ds), "selector is immutable")
+	// The controller may write the DaemonSet meanwhile: a conflict is
+	// tried again on the latest version, the refusal is what is tested.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur := &appsv1alpha1.DaemonSet{}
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(ds), cur); err != nil {
+			return err
+		}
+		cur.Spec.Selector.MatchLabels["extra"] = "x"
+		cur.Spec.Template.Labels["extra"] = "x"
+		return k8s.Update(context.Background(), cur)
+	})
+	testenv.AssertInvalid(t, err, "selector is immutable")
 }
 
 // TestExampleIsValid: examples/daemonset.yaml decodes strictly and the API
