@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	appsv1alpha1 "github.com/drover-dev/drover/api/apps/v1alpha1"
+	"github.com/drover-dev/drover/internal/podstate"
 	"github.com/drover-dev/drover/internal/revision"
 )
 
@@ -21,7 +22,8 @@ type Phase string
 
 const (
 	// PhaseDraining: the readiness gate is False; containers are changed
-	// once the grace period has passed.
+	// once the kubelet has reported the pod not Ready (or ReadyAckTimeout
+	// passed) and the grace period has passed.
 	PhaseDraining Phase = "Draining"
 	// PhaseUpdating: the new spec is written; waiting for the containers to
 	// run it.
@@ -138,6 +140,11 @@ type Engine struct {
 	Clock  clock.PassiveClock
 }
 
+// ReadyAckTimeout bounds how long a drained pod waits for the kubelet to
+// report it not ready before its containers change anyway (a kubelet that
+// does not answer would not restart them either; the new spec waits for it).
+const ReadyAckTimeout = 10 * time.Second
+
 // Request asks the engine to move a pod to a revision.
 type Request struct {
 	// Pod is only read, never modified: it may be the informer cache's own
@@ -216,7 +223,15 @@ func (e *Engine) Update(ctx context.Context, req Request) (Result, error) {
 			}
 			res.ResourceVersion = rv
 		case PhaseDraining:
-			if wait := state.Since.Add(req.GracePeriod).Sub(e.Clock.Now()); wait > 0 {
+			wait := state.Since.Add(req.GracePeriod).Sub(e.Clock.Now())
+			if podstate.IsReady(pod) {
+				// The kubelet has not yet reported the closed gate: the pod
+				// may still receive traffic. Restart its containers once it
+				// is reported not ready, or after ReadyAckTimeout when the
+				// kubelet does not answer.
+				wait = max(wait, state.Since.Add(ReadyAckTimeout).Sub(e.Clock.Now()))
+			}
+			if wait > 0 {
 				res.RequeueAfter = wait
 				return res, nil
 			}

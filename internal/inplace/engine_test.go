@@ -2,6 +2,7 @@ package inplace_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -291,4 +292,68 @@ func TestUpdateToTheImageAlreadyRunning(t *testing.T) {
 		req.Pod = get(t, pod)
 	}
 	t.Fatal("the update waits for a restart that will not come")
+}
+
+// setReady reports the pod's Ready condition as a kubelet does.
+func setReady(t *testing.T, pod *corev1.Pod, s corev1.ConditionStatus) *corev1.Pod {
+	t.Helper()
+	pod = get(t, pod)
+	found := false
+	for i := range pod.Status.Conditions {
+		if pod.Status.Conditions[i].Type == corev1.PodReady {
+			pod.Status.Conditions[i].Status, found = s, true
+		}
+	}
+	if !found {
+		pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{Type: corev1.PodReady, Status: s})
+	}
+	if err := k8s.Status().Update(context.Background(), pod); err != nil {
+		t.Fatal(err)
+	}
+	return get(t, pod)
+}
+
+// TestContainersChangeOnceTheKubeletReportsNotReady: a drained pod keeps its
+// containers until the kubelet has reported it not Ready (so that it no
+// longer receives traffic), and changes them anyway after ReadyAckTimeout.
+func TestContainersChangeOnceTheKubeletReportsNotReady(t *testing.T) {
+	ctx := context.Background()
+	from, to := template("app:1", "100m"), template("app:2", "100m")
+	for _, kubeletAnswers := range []bool{true, false} {
+		clk := clocktesting.NewFakePassiveClock(time.Now())
+		engine := &inplace.Engine{Client: k8s, Clock: clk}
+		pod := setReady(t, runningPod(t, fmt.Sprintf("ready-ack-%t", kubeletAnswers), from), corev1.ConditionTrue)
+		req := inplace.Request{Pod: pod, Revision: "web-new", Change: inplace.Diff(from, to)}
+		res, err := engine.Update(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Done || res.RequeueAfter != inplace.ReadyAckTimeout {
+			t.Fatalf("want a wait of ReadyAckTimeout for the kubelet, got %+v", res)
+		}
+		pod = get(t, pod)
+		if inplace.GateStatus(pod) != corev1.ConditionFalse || pod.Spec.Containers[0].Image != "app:1" {
+			t.Fatalf("gate %s, image %s: want the gate closed and the containers untouched",
+				inplace.GateStatus(pod), pod.Spec.Containers[0].Image)
+		}
+		// Still reported Ready a moment later: still waiting, no write.
+		clk.SetTime(clk.Now().Add(time.Second))
+		req.Pod = pod
+		// (The state records its start to the second.)
+		if res, err = engine.Update(ctx, req); err != nil || res.ResourceVersion != "" ||
+			res.RequeueAfter <= inplace.ReadyAckTimeout-2*time.Second || res.RequeueAfter > inplace.ReadyAckTimeout-time.Second {
+			t.Fatalf("want to keep waiting without writing: %+v %v", res, err)
+		}
+		if kubeletAnswers {
+			req.Pod = setReady(t, pod, corev1.ConditionFalse)
+		} else {
+			clk.SetTime(clk.Now().Add(inplace.ReadyAckTimeout))
+		}
+		if res, err = engine.Update(ctx, req); err != nil || res.ResourceVersion == "" {
+			t.Fatalf("kubelet answered %t: want the spec written: %+v %v", kubeletAnswers, res, err)
+		}
+		if got := get(t, pod).Spec.Containers[0].Image; got != "app:2" {
+			t.Fatalf("kubelet answered %t: image %s, want app:2", kubeletAnswers, got)
+		}
+	}
 }
