@@ -14,16 +14,17 @@ import (
 // user does not set GOGC. The manager's live heap is mostly the informer
 // cache, which a large fleet makes big and stable, so Go's default of 100
 // (let the heap double between collections) would cost as much memory
-// again as the cache itself. 35 keeps a 1,000-pod in-place update's peak
-// about 2 MiB below what 50 gave (56-63 MiB resident against 58-64 in the
-// bench), for no CPU the bench could tell apart; with more pods the memory
-// limit, not this, bounds the heap.
-const defaultGCPercent = 35
+// again as the cache itself. 25 keeps a 1,000-pod in-place update's peak
+// about 2.5 MiB below what 35 gave (61.5-61.8 MiB resident against
+// 63.9-64.0 in the bench, where 50 gave 64-65), for about 1 s more CPU in
+// a 24 s update; with more pods the memory limit, not this, bounds the
+// heap.
+const defaultGCPercent = 25
 
 // defaultMemoryLimit is the Go runtime's soft memory limit when neither
 // --memory-limit nor GOMEMLIMIT sets one. It bounds the memory the Go
 // runtime maps (heap, stacks, its own metadata), not the binary's code,
-// which adds about 33 MiB of resident pages: with it the manager stays
+// which adds about 33-36 MiB of resident pages: with it the manager stays
 // below 100 MiB resident with 10,000 pods (93 MiB in the bench, where
 // the GC headroom alone let it reach 122-138 MiB). It is soft: a fleet whose cache needs
 // more is not killed, the collector runs more often (at most about half
