@@ -48,10 +48,28 @@ func tuneGC() int {
 
 // Sources of the memory limit, for the log.
 const (
-	limitFromFlag    = "--memory-limit"
-	limitFromEnv     = "GOMEMLIMIT"
-	limitFromDefault = "default"
+	limitFromFlag      = "--memory-limit"
+	limitFromEnv       = "GOMEMLIMIT"
+	limitFromContainer = containerLimitEnv
+	limitFromDefault   = "default"
 )
+
+// containerLimitEnv carries the container's memory limit in bytes (the
+// Helm chart sets it from resources.limits.memory through the downward
+// API).
+const containerLimitEnv = "DROVER_CONTAINER_MEMORY_LIMIT"
+
+// Under a container limit the runtime's soft limit leaves room for what
+// the runtime does not count: the binary's resident code and read-only
+// data (33-36 MiB) and some slack. The headroom is a tenth of the limit,
+// at least minContainerHeadroom, and the soft limit never less than half
+// the container's.
+const minContainerHeadroom = 48 << 20
+
+// softLimitUnder returns the runtime's soft limit for a container limit.
+func softLimitUnder(container int64) int64 {
+	return max(container-max(container/10, minContainerHeadroom), container/2)
+}
 
 // memoryLimit is the soft memory limit the manager runs with.
 type memoryLimit struct {
@@ -78,10 +96,23 @@ func (l memoryLimit) apply() int64 {
 //  1. --memory-limit (flagValue, "" when not given): a quantity such as
 //     "200Mi" or "1G"; "0" or "off" removes any limit, GOMEMLIMIT's too;
 //  2. GOMEMLIMIT (env, when envSet and not empty), which the Go runtime
-//     applies itself (the Helm chart sets it from the container's memory
-//     limit);
-//  3. def.
-func resolveMemoryLimit(flagValue, env string, envSet bool, def int64) (memoryLimit, error) {
+//     applies itself;
+//  3. the container's memory limit (container, the value of
+//     DROVER_CONTAINER_MEMORY_LIMIT, "" when unset) less headroom for the
+//     code (softLimitUnder); the Helm chart sets it;
+//  4. def.
+func resolveMemoryLimit(flagValue, env string, envSet bool, container string, def int64) (memoryLimit, error) {
+	if v := strings.TrimSpace(flagValue); v == "" && !(envSet && env != "") && strings.TrimSpace(container) != "" {
+		q, err := resource.ParseQuantity(strings.TrimSpace(container))
+		if err != nil {
+			return memoryLimit{}, fmt.Errorf("%s %q: %w", containerLimitEnv, container, err)
+		}
+		n, ok := q.AsInt64()
+		if !ok || n <= 0 {
+			return memoryLimit{}, fmt.Errorf("%s %q: want a positive number of bytes", containerLimitEnv, container)
+		}
+		return memoryLimit{Bytes: softLimitUnder(n), Source: limitFromContainer}, nil
+	}
 	switch v := strings.TrimSpace(flagValue); {
 	case v == "" && envSet && env != "": // Go ignores an empty GOMEMLIMIT too
 		return memoryLimit{Source: limitFromEnv}, nil

@@ -5,12 +5,13 @@ import "testing"
 func TestResolveMemoryLimit(t *testing.T) {
 	const def = 64 << 20
 	cases := []struct {
-		name     string
-		flag     string
-		env      string
-		envSet   bool
-		want     memoryLimit
-		wantsErr bool
+		name      string
+		flag      string
+		env       string
+		envSet    bool
+		container string
+		want      memoryLimit
+		wantsErr  bool
 	}{
 		{name: "nothing set: the default", want: memoryLimit{Bytes: def, Source: limitFromDefault}},
 		{name: "GOMEMLIMIT wins over the default", env: "300MiB", envSet: true, want: memoryLimit{Source: limitFromEnv}},
@@ -29,10 +30,25 @@ func TestResolveMemoryLimit(t *testing.T) {
 		{name: "negative", flag: "-1Mi", wantsErr: true},
 		{name: "Go's unit spelling is not a quantity", flag: "300MiB", wantsErr: true},
 		{name: "garbage", flag: "lots", wantsErr: true},
+		{name: "container limit less headroom: 256Mi -> 208Mi", container: "268435456",
+			want: memoryLimit{Bytes: 208 << 20, Source: limitFromContainer}},
+		{name: "container limit: a tenth once it exceeds 48Mi", container: "1Gi",
+			want: memoryLimit{Bytes: 1024<<20 - (1024<<20)/10, Source: limitFromContainer}},
+		{name: "small container limit: never under half", container: "64Mi",
+			want: memoryLimit{Bytes: 32 << 20, Source: limitFromContainer}},
+		{name: "GOMEMLIMIT wins over the container limit", env: "300MiB", envSet: true, container: "268435456",
+			want: memoryLimit{Source: limitFromEnv}},
+		{name: "flag wins over the container limit", flag: "100Mi", container: "268435456",
+			want: memoryLimit{Bytes: 100 << 20, Source: limitFromFlag}},
+		{name: "empty GOMEMLIMIT leaves the container limit", env: "", envSet: true, container: "268435456",
+			want: memoryLimit{Bytes: 208 << 20, Source: limitFromContainer}},
+		{name: "blank container limit is unset", container: " ", want: memoryLimit{Bytes: def, Source: limitFromDefault}},
+		{name: "container limit not a number", container: "lots", wantsErr: true},
+		{name: "container limit zero", container: "0", wantsErr: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := resolveMemoryLimit(tc.flag, tc.env, tc.envSet, def)
+			got, err := resolveMemoryLimit(tc.flag, tc.env, tc.envSet, tc.container, def)
 			if tc.wantsErr {
 				if err == nil {
 					t.Fatalf("resolveMemoryLimit(%q, %q, %v) = %+v, want an error", tc.flag, tc.env, tc.envSet, got)

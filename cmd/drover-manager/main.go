@@ -28,7 +28,7 @@ func main() {
 	flag.IntVar(&o.PodWriteConcurrency, "pod-write-concurrency", o.PodWriteConcurrency, "Pod writes one reconcile issues in parallel.")
 	flag.Float64Var(&qps, "kube-api-qps", float64(o.QPS), "Client-side limit on API requests per second; negative disables it and leaves fairness to the API server's priority and fairness.")
 	flag.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Client-side burst when --kube-api-qps is positive.")
-	flag.StringVar(&memLimit, "memory-limit", "", fmt.Sprintf("Soft memory limit of the Go runtime, a quantity (e.g. 200Mi); 0 or off: none. Wins over $GOMEMLIMIT; without either, %dMi.", defaultMemoryLimit>>20))
+	flag.StringVar(&memLimit, "memory-limit", "", fmt.Sprintf("Soft memory limit of the Go runtime, a quantity (e.g. 200Mi); 0 or off: none. Wins over $GOMEMLIMIT, which wins over $%s (the container's limit in bytes, less headroom for the code); without any, %dMi.", containerLimitEnv, defaultMemoryLimit>>20))
 	wh := webhookFlags(&o.Webhook)
 	showVersion := flag.Bool("version", false, "Print the version and exit.")
 	zapOpts := zap.Options{}
@@ -44,7 +44,7 @@ func main() {
 		os.Exit(2)
 	}
 	env, envSet := os.LookupEnv("GOMEMLIMIT")
-	limit, err := resolveMemoryLimit(memLimit, env, envSet, defaultMemoryLimit)
+	limit, err := resolveMemoryLimit(memLimit, env, envSet, os.Getenv(containerLimitEnv), defaultMemoryLimit)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)

@@ -360,10 +360,10 @@ func TestRenderDefaults(t *testing.T) {
 		t.Errorf("no memory limit: %v", c.Resources.Limits)
 	}
 	if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
-		return e.Name == "GOMEMLIMIT" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil &&
-			e.ValueFrom.ResourceFieldRef.Resource == "limits.memory"
+		return e.Name == "DROVER_CONTAINER_MEMORY_LIMIT" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil &&
+			e.ValueFrom.ResourceFieldRef.Resource == "limits.memory" && e.ValueFrom.ResourceFieldRef.Divisor.IsZero()
 	}) {
-		t.Errorf("GOMEMLIMIT is not set from limits.memory: %+v", c.Env)
+		t.Errorf("DROVER_CONTAINER_MEMORY_LIMIT is not set from limits.memory in bytes: %+v", c.Env)
 	}
 
 	// The metrics Service selects the manager's pods and targets the port the
