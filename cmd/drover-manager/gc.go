@@ -21,8 +21,8 @@ import (
 // heap.
 const defaultGCPercent = 25
 
-// defaultMemoryLimit is the Go runtime's soft memory limit when neither
-// --memory-limit nor GOMEMLIMIT sets one. It bounds the memory the Go
+// defaultMemoryLimit is the Go runtime's soft memory limit when none of
+// --memory-limit, GOMEMLIMIT and the container's limit sets one. It bounds the memory the Go
 // runtime maps (heap, stacks, its own metadata), not the binary's code,
 // which adds about 33-36 MiB of resident pages: with it the manager stays
 // below 100 MiB resident with 10,000 pods (93 MiB in the bench, where
@@ -66,9 +66,18 @@ const containerLimitEnv = "DROVER_CONTAINER_MEMORY_LIMIT"
 // the container's.
 const minContainerHeadroom = 48 << 20
 
-// softLimitUnder returns the runtime's soft limit for a container limit.
-func softLimitUnder(container int64) int64 {
-	return max(container-max(container/10, minContainerHeadroom), container/2)
+// underContainerLimit is the soft limit under a container limit given in
+// bytes (the value of containerLimitEnv).
+func underContainerLimit(raw string) (memoryLimit, error) {
+	q, err := resource.ParseQuantity(strings.TrimSpace(raw))
+	if err != nil {
+		return memoryLimit{}, fmt.Errorf("%s %q: %w", containerLimitEnv, raw, err)
+	}
+	n, ok := q.AsInt64()
+	if !ok || n <= 0 {
+		return memoryLimit{}, fmt.Errorf("%s %q: want a positive number of bytes", containerLimitEnv, raw)
+	}
+	return memoryLimit{Bytes: max(n-max(n/10, minContainerHeadroom), n/2), Source: limitFromContainer}, nil
 }
 
 // memoryLimit is the soft memory limit the manager runs with.
@@ -99,23 +108,14 @@ func (l memoryLimit) apply() int64 {
 //     applies itself;
 //  3. the container's memory limit (container, the value of
 //     DROVER_CONTAINER_MEMORY_LIMIT, "" when unset) less headroom for the
-//     code (softLimitUnder); the Helm chart sets it;
+//     code (underContainerLimit); the Helm chart sets it;
 //  4. def.
 func resolveMemoryLimit(flagValue, env string, envSet bool, container string, def int64) (memoryLimit, error) {
-	if v := strings.TrimSpace(flagValue); v == "" && !(envSet && env != "") && strings.TrimSpace(container) != "" {
-		q, err := resource.ParseQuantity(strings.TrimSpace(container))
-		if err != nil {
-			return memoryLimit{}, fmt.Errorf("%s %q: %w", containerLimitEnv, container, err)
-		}
-		n, ok := q.AsInt64()
-		if !ok || n <= 0 {
-			return memoryLimit{}, fmt.Errorf("%s %q: want a positive number of bytes", containerLimitEnv, container)
-		}
-		return memoryLimit{Bytes: softLimitUnder(n), Source: limitFromContainer}, nil
-	}
 	switch v := strings.TrimSpace(flagValue); {
 	case v == "" && envSet && env != "": // Go ignores an empty GOMEMLIMIT too
 		return memoryLimit{Source: limitFromEnv}, nil
+	case v == "" && strings.TrimSpace(container) != "":
+		return underContainerLimit(container)
 	case v == "":
 		return memoryLimit{Bytes: def, Source: limitFromDefault}, nil
 	case strings.EqualFold(v, "off"):
