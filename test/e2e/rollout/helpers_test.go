@@ -113,6 +113,9 @@ type env struct {
 	// timeline is what the namespace went through (see watchTimeline).
 	timeline *timeline
 	demo     *demoapp.Server
+	// backgrounds are the background clients started (startBackground);
+	// a measurement pauses them (quiet).
+	backgrounds []*background
 }
 
 func newEnv(t *testing.T, name string) *env {
@@ -821,6 +824,7 @@ func (e *env) waitShare(weight int) {
 func (e *env) measure(weight, tolerance int) *tally {
 	e.t.Helper()
 	e.waitPodsServed() // direct requests: Traefik's round robin is not moved
+	defer e.quiet()()
 	start := time.Now()
 	got := e.web.send(e.ctx, measured)
 	e.logf("weight %d%%: %s (in %s)", weight, got, time.Since(start).Round(10*time.Millisecond))
@@ -852,8 +856,11 @@ func abs(n int) int {
 // background is a client sending requests through Traefik, one after
 // another with backgroundPace between them, until stopped. It has its own
 // connections. Traefik's round robin is shared by every client, so a
-// measurement must not run while a background client does.
+// measurement pauses the background clients (quiet): a request of theirs
+// in the middle of it would shift the measured share.
 type background struct {
+	// mu is held while a request is in flight, and by quiet.
+	mu       sync.Mutex
 	cancel   context.CancelFunc
 	done     chan struct{}
 	once     sync.Once
@@ -865,11 +872,14 @@ func (e *env) startBackground() *background {
 	ctx, cancel := context.WithCancel(e.ctx)
 	w := newWebClient(e.tr.WebURL())
 	b := &background{cancel: cancel, done: make(chan struct{}), t: &tally{}}
+	e.backgrounds = append(e.backgrounds, b)
 	go func() {
 		defer close(b.done)
 		defer w.hc.CloseIdleConnections()
 		for {
+			b.mu.Lock()
 			v, err := w.get(ctx)
+			b.mu.Unlock()
 			if ctx.Err() != nil {
 				return // the request was cut short by stop: not an answer
 			}
@@ -894,6 +904,19 @@ func (e *env) startBackground() *background {
 		}
 	})
 	return b
+}
+
+// quiet pauses every background client once its request in flight is
+// answered, and returns what resumes them.
+func (e *env) quiet() (resume func()) {
+	for _, b := range e.backgrounds {
+		b.mu.Lock()
+	}
+	return func() {
+		for _, b := range e.backgrounds {
+			b.mu.Unlock()
+		}
+	}
 }
 
 // stop stops the client and returns what it saw.
@@ -1235,6 +1258,7 @@ func (e *env) waitSplitVia(w *webClient, weight int, stable, canary string) {
 func (s *story) measureSplit(weight, tolerance int, stable, canary string) *tally {
 	s.t.Helper()
 	s.served() // direct requests: Traefik's round robin is not moved
+	defer s.quiet()()
 	start := time.Now()
 	got := s.web.send(s.ctx, measured)
 	s.logf("%s %d%% / %s: %s (in %s)", canary, weight, stable, got, time.Since(start).Round(10*time.Millisecond))
