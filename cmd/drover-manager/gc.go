@@ -16,8 +16,7 @@ import (
 // (let the heap double between collections) would cost as much memory
 // again as the cache itself. 25 keeps a 1,000-pod in-place update's peak
 // about 2.5 MiB below what 35 gave (61.5-61.8 MiB resident against
-// 63.9-64.0 in the bench, where 50 gave 64-65), for about 1 s more CPU in
-// a 24 s update; with more pods the memory limit, not this, bounds the
+// 63.9-64.0 in the bench), for about 1 s more CPU in a 24 s update; with more pods the memory limit, not this, bounds the
 // heap.
 const defaultGCPercent = 25
 

@@ -179,6 +179,16 @@ func (rc *receiver) got() []string {
 	return append([]string(nil), rc.bodies...)
 }
 
+// heldWebhook is a webhook receiver that answers 200 once its hold channel
+// is closed, and a Sender without retry pauses that delivers to it.
+func heldWebhook(t *testing.T) (*receiver, *Sender, Receiver) {
+	t.Helper()
+	rc := &receiver{codes: []int{200}, hold: make(chan struct{})}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	return rc, NewSender(-1), Receiver{Name: "hook", Type: rolloutsv1alpha1.NotificationWebhook, URL: srv.URL}
+}
+
 func eventually(t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -263,11 +273,7 @@ func TestSenderGivesUpAfterThreeAttemptsAndRedactsTheURL(t *testing.T) {
 }
 
 func TestSenderDropsTheOldestBeyondTheQueue(t *testing.T) {
-	rc := &receiver{codes: []int{200}, hold: make(chan struct{})}
-	srv := httptest.NewServer(rc)
-	t.Cleanup(srv.Close)
-	s := NewSender(-1)
-	r := Receiver{Name: "hook", Type: rolloutsv1alpha1.NotificationWebhook, URL: srv.URL}
+	rc, s, r := heldWebhook(t)
 	var mu sync.Mutex
 	var dropped []string
 	failed := func(m Message, ok bool, reason string) {
@@ -318,11 +324,7 @@ func TestSenderDropsTheOldestBeyondTheQueue(t *testing.T) {
 // A stopping manager waits for the queued messages (Start), but not
 // beyond its context.
 func TestStartDrainsAtShutdown(t *testing.T) {
-	rc := &receiver{codes: []int{200}, hold: make(chan struct{})}
-	srv := httptest.NewServer(rc)
-	t.Cleanup(srv.Close)
-	s := NewSender(-1)
-	r := Receiver{Name: "hook", Type: rolloutsv1alpha1.NotificationWebhook, URL: srv.URL}
+	rc, s, r := heldWebhook(t)
 	if err := s.Flush(context.Background()); err != nil {
 		t.Fatalf("nothing queued: %v", err)
 	}
